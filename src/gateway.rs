@@ -1,0 +1,123 @@
+//! The gateway's state: what all workers share, and what each worker owns.
+//!
+//! Everything a request reads from the hot-reloadable files lives in one
+//! immutable [`Snapshot`] behind one `ArcSwap`: a request loads it once and
+//! sees one consistent version from start to end.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ConfigError, GrantSourceConfig, HttpGrantsConfig, UpstreamConfig};
+use crate::grants::{GrantCache, HttpSource, Resolver, Source, random_secret};
+use crate::proxy::RequestBody;
+use crate::request_id::RequestIds;
+use crate::routes::{self, RouteTable};
+use crate::transport::Http1Pool;
+
+/// What a request reads from the reloadable files.
+pub struct Snapshot {
+    /// The route table.
+    pub routes: RouteTable,
+}
+
+/// State shared by all workers and the admin listener.
+pub struct Shared {
+    /// The main config (never reloaded).
+    pub config: Config,
+    /// The current snapshot; swapped whole on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// The grants cache.
+    pub cache: GrantCache,
+    /// Key of the credential hash.
+    pub secret: Arc<[u8; 32]>,
+    /// Request id generator.
+    pub request_ids: RequestIds,
+    /// Set when a stop signal arrives: `/readyz` answers 503.
+    pub draining: AtomicBool,
+    /// The permission API settings.
+    pub grant_source: Arc<HttpGrantsConfig>,
+}
+
+/// A gateway ready to serve: config validated, files loaded.
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Loads the files the config names and builds the shared state.
+    pub fn new(config: Config) -> Result<Gateway, ConfigError> {
+        let routes = routes::load(&config.routes_file, &config.upstream_names())?;
+        let grant_source = match &config.grants.source {
+            GrantSourceConfig::Http(h) => Arc::new((**h).clone()),
+            GrantSourceConfig::File(path) => {
+                return Err(ConfigError::file(
+                    path,
+                    "grants.source = \"file\" is not supported yet by this version of permgate",
+                ));
+            }
+        };
+        let cache = GrantCache::new(config.grants.cache);
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                snapshot: ArcSwap::from_pointee(Snapshot { routes }),
+                cache,
+                secret: Arc::new(random_secret()),
+                request_ids: RequestIds::new(),
+                draining: AtomicBool::new(false),
+                grant_source,
+                config,
+            }),
+        })
+    }
+
+    /// The config it was built from.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    /// State for one more worker thread: its own connection pools.
+    pub(crate) fn worker(&self) -> Worker {
+        let shared = Arc::clone(&self.shared);
+        let upstreams = shared
+            .config
+            .upstreams
+            .iter()
+            .map(|u| Upstream {
+                pool: Http1Pool::new(u.origin.connect_to.clone(), u.connect_timeout),
+                config: u.clone(),
+            })
+            .collect();
+        let source = Source::Http(HttpSource::new(Arc::clone(&shared.grant_source)));
+        let resolver = Resolver::new(shared.cache.clone(), Arc::clone(&shared.secret), source);
+        Worker {
+            shared,
+            upstreams,
+            resolver,
+        }
+    }
+}
+
+/// One upstream as a worker sees it.
+pub struct Upstream {
+    /// Its config.
+    pub config: UpstreamConfig,
+    /// This worker's connections to it.
+    pub pool: Arc<Http1Pool<RequestBody>>,
+}
+
+/// What one worker thread owns.
+pub struct Worker {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Upstreams by index, with this worker's pools.
+    pub upstreams: Box<[Upstream]>,
+    /// Grant resolution over this worker's connections.
+    pub resolver: Resolver,
+}

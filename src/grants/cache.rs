@@ -1,0 +1,152 @@
+//! The grants cache: a moka future cache keyed by [`CacheKey`].
+//!
+//! Concurrent misses for one key run one fetch, and every waiter gets its
+//! outcome; failures are never cached. Answers are kept for the configured
+//! `ttl` (or less when the source says `max-age`), rejections for
+//! `negative_ttl`. When `stale_if_error` is set, the last good answer of each
+//! key is kept that long in a second cache and used only if a fetch fails.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+
+use super::credentials::CacheKey;
+use super::{Answer, Fetched, Unavailable};
+use crate::config::CacheConfig;
+
+/// A cached answer.
+struct Entry {
+    answer: Answer,
+    ttl: Duration,
+    fetched_at: Instant,
+}
+
+struct EntryTtl;
+
+impl Expiry<CacheKey, Arc<Entry>> for EntryTtl {
+    fn expire_after_create(
+        &self,
+        _: &CacheKey,
+        entry: &Arc<Entry>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// How a lookup was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// From the cache.
+    Hit,
+    /// Fetched from the source (or the cache is off).
+    Miss,
+    /// The source failed; a last good answer within `stale_if_error` was used.
+    Stale,
+}
+
+/// The grants cache, shared by all workers (clones share the entries).
+#[derive(Clone)]
+pub struct GrantCache {
+    config: CacheConfig,
+    fresh: Option<Cache<CacheKey, Arc<Entry>>>,
+    last_good: Option<Cache<CacheKey, Arc<Entry>>>,
+}
+
+impl GrantCache {
+    /// A cache per `config`; `ttl = 0s` turns it off.
+    pub fn new(config: CacheConfig) -> Self {
+        let enabled = !config.ttl.is_zero();
+        let fresh = enabled.then(|| {
+            Cache::builder()
+                .max_capacity(config.max_entries)
+                .expire_after(EntryTtl)
+                .build()
+        });
+        let last_good = (enabled && !config.stale_if_error.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(config.stale_if_error)
+                .build()
+        });
+        Self {
+            config,
+            fresh,
+            last_good,
+        }
+    }
+
+    /// The answer for `key`, from the cache or from `fetch`.
+    pub async fn get_or_fetch<F>(
+        &self,
+        key: CacheKey,
+        fetch: F,
+    ) -> (Result<Answer, Unavailable>, CacheOutcome)
+    where
+        F: Future<Output = Result<Fetched, Unavailable>>,
+    {
+        let Some(fresh) = &self.fresh else {
+            return (fetch.await.map(|f| f.answer), CacheOutcome::Miss);
+        };
+        let load = async {
+            let fetched = fetch.await?;
+            let ttl = match fetched.answer {
+                Answer::Granted(_) => fetched
+                    .max_age
+                    .map_or(self.config.ttl, |age| age.min(self.config.ttl)),
+                Answer::Rejected => self.config.negative_ttl,
+            };
+            let entry = Arc::new(Entry {
+                answer: fetched.answer,
+                ttl,
+                fetched_at: Instant::now(),
+            });
+            if let (Some(last_good), Answer::Granted(_)) = (&self.last_good, &entry.answer) {
+                last_good.insert(key, Arc::clone(&entry)).await;
+            }
+            Ok::<_, Unavailable>(entry)
+        };
+        match fresh.entry(key).or_try_insert_with(load).await {
+            Ok(e) => {
+                let outcome = if e.is_fresh() {
+                    CacheOutcome::Miss
+                } else {
+                    CacheOutcome::Hit
+                };
+                (Ok(e.into_value().answer.clone()), outcome)
+            }
+            Err(err) => {
+                if let Some(last_good) = &self.last_good {
+                    if let Some(e) = last_good.get(&key).await {
+                        if e.fetched_at.elapsed() <= self.config.stale_if_error {
+                            return (Ok(e.answer.clone()), CacheOutcome::Stale);
+                        }
+                    }
+                }
+                (Err((*err).clone()), CacheOutcome::Miss)
+            }
+        }
+    }
+
+    /// Empties the cache, including last good answers.
+    pub fn purge(&self) {
+        for c in [&self.fresh, &self.last_good].into_iter().flatten() {
+            c.invalidate_all();
+        }
+    }
+
+    /// Approximate number of cached credentials.
+    pub fn entry_count(&self) -> u64 {
+        self.fresh.as_ref().map_or(0, |c| c.entry_count())
+    }
+
+    /// Runs pending housekeeping (evictions) now; for tests and measurements.
+    pub async fn sync(&self) {
+        for c in [&self.fresh, &self.last_good].into_iter().flatten() {
+            c.run_pending_tasks().await;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The caller's credential headers, and the keyed hash that stands for them.
+
+use http::{HeaderMap, HeaderName};
+use sha2::{Digest, Sha256};
+
+/// Cache key of a credential: a keyed SHA-256 of the credential header
+/// values. The raw values are never stored.
+pub type CacheKey = [u8; 32];
+
+/// The credential headers of one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Credentials<'r> {
+    headers: &'r HeaderMap,
+    names: &'r [HeaderName],
+}
+
+impl<'r> Credentials<'r> {
+    /// The credentials of a request, or `None` when it carries none of the
+    /// configured headers with a non-empty value.
+    pub fn from_request(headers: &'r HeaderMap, names: &'r [HeaderName]) -> Option<Self> {
+        let present = names
+            .iter()
+            .any(|n| headers.get_all(n).iter().any(|v| !v.is_empty()));
+        present.then_some(Self { headers, names })
+    }
+
+    /// The keyed hash of every credential header value, in configured order.
+    pub fn key(&self, secret: &[u8; 32]) -> CacheKey {
+        let mut h = Sha256::new();
+        h.update(secret);
+        for (i, name) in self.names.iter().enumerate() {
+            for value in self.headers.get_all(name) {
+                h.update([i as u8]);
+                h.update((value.len() as u32).to_le_bytes());
+                h.update(value.as_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// Copies the credential headers, verbatim, into `out`.
+    pub fn copy_to(&self, out: &mut HeaderMap) {
+        for name in self.names {
+            for value in self.headers.get_all(name) {
+                out.append(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// 32 random bytes for keying the cache hash.
+pub fn random_secret() -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read;
+    let mut secret = [0u8; 32];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
+    if from_os.is_err() {
+        // std seeds RandomState from the OS; four of them give 32 bytes.
+        for chunk in secret.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    secret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn absent_or_empty_credentials_are_none() {
+        let names = [http::header::AUTHORIZATION];
+        assert!(Credentials::from_request(&headers(&[]), &names).is_none());
+        assert!(Credentials::from_request(&headers(&[("authorization", "")]), &names).is_none());
+        assert!(
+            Credentials::from_request(&headers(&[("authorization", "Bearer x")]), &names).is_some()
+        );
+    }
+
+    #[test]
+    fn keys_differ_by_value_header_and_secret() {
+        let names = [
+            http::header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ];
+        let key = |pairs: &[(&str, &str)], secret: [u8; 32]| {
+            let h = headers(pairs);
+            Credentials::from_request(&h, &names).unwrap().key(&secret)
+        };
+        let s = [7u8; 32];
+        let a = key(&[("authorization", "Bearer a")], s);
+        assert_eq!(a, key(&[("authorization", "Bearer a")], s));
+        assert_ne!(a, key(&[("authorization", "Bearer b")], s));
+        assert_ne!(
+            a,
+            key(&[("x-api-key", "Bearer a")], s),
+            "same value in another header"
+        );
+        assert_ne!(a, key(&[("authorization", "Bearer a")], [8u8; 32]), "keyed");
+        assert_ne!(
+            key(&[("authorization", "ab"), ("x-api-key", "c")], s),
+            key(&[("authorization", "a"), ("x-api-key", "bc")], s),
+            "values are length-prefixed"
+        );
+        assert!(!a.windows(8).any(|w| w == b"Bearer a"));
+    }
+
+    #[test]
+    fn random_secrets_differ() {
+        assert_ne!(random_secret(), random_secret());
+    }
+}

@@ -1,0 +1,111 @@
+//! Resolving a caller's grants (SPEC §6): credentials → cache → source.
+//!
+//! * [`credentials`]: the credential headers and their keyed hash;
+//! * [`cache`]: the shared moka cache (single-flight, TTLs, stale-if-error);
+//! * [`http`]: the permission API contract.
+//!
+//! A [`Resolver`] belongs to one worker: it shares the cache with every other
+//! worker but talks to the grant source over its own connections.
+
+mod cache;
+mod credentials;
+mod http;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::http::HeaderValue;
+
+pub use cache::{CacheOutcome, GrantCache};
+pub use credentials::{CacheKey, Credentials, random_secret};
+pub use http::{HttpSource, max_age, parse_answer};
+
+use crate::decision::Grants;
+
+/// What a grant source answered for one credential.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// The caller's grants.
+    Granted(Arc<Grants>),
+    /// The source does not accept the credential (401 to the client).
+    Rejected,
+}
+
+/// An answer with how long the source allows it to be cached.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The answer.
+    pub answer: Answer,
+    /// `Cache-Control: max-age` (or 0 for `no-store`/`no-cache`), if given.
+    pub max_age: Option<Duration>,
+}
+
+/// Why grants could not be resolved: the gateway answers 503 (fail closed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The source answered a status other than 200, 401 or 403.
+    Status(u16),
+    /// No answer within the timeout.
+    Timeout,
+    /// Connection refused, reset, or not HTTP.
+    Transport(String),
+    /// The body is not JSON, or a value has the wrong type.
+    BrokenAnswer(String),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(s) => write!(f, "permission API answered {s}"),
+            Self::Timeout => f.write_str("permission API timed out"),
+            Self::Transport(e) => write!(f, "permission API unreachable: {e}"),
+            Self::BrokenAnswer(e) => write!(f, "permission API answer unusable: {e}"),
+        }
+    }
+}
+
+/// Where grants come from.
+#[derive(Clone)]
+pub enum Source {
+    /// The permission API, over this worker's connections.
+    Http(HttpSource),
+}
+
+/// Resolves grants for one worker.
+#[derive(Clone)]
+pub struct Resolver {
+    cache: GrantCache,
+    secret: Arc<[u8; 32]>,
+    source: Source,
+}
+
+/// The outcome of [`Resolver::resolve`].
+pub type Resolution = (Result<Answer, Unavailable>, CacheOutcome);
+
+impl Resolver {
+    /// A resolver over the shared `cache`, keyed with the shared `secret`.
+    pub fn new(cache: GrantCache, secret: Arc<[u8; 32]>, source: Source) -> Self {
+        Self {
+            cache,
+            secret,
+            source,
+        }
+    }
+
+    /// The caller's grants, a rejection, or why neither is known.
+    pub async fn resolve(&self, creds: &Credentials<'_>, request_id: &HeaderValue) -> Resolution {
+        let key = creds.key(&self.secret);
+        let fetch = async {
+            match &self.source {
+                Source::Http(h) => h.fetch(creds, request_id).await,
+            }
+        };
+        self.cache.get_or_fetch(key, fetch).await
+    }
+
+    /// The shared cache.
+    pub fn cache(&self) -> &GrantCache {
+        &self.cache
+    }
+}

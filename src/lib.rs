@@ -1,0 +1,40 @@
+//! permgate: an HTTP reverse proxy that enforces a route table of
+//! permissions in front of an API that has none.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | the main config file: raw TOML, validation, file:line errors |
+//! | [`routes`] | the routes file, compiled into an immutable [`routes::RouteTable`] |
+//! | [`path`] | the one canonical path that is matched, checked and forwarded |
+//! | [`permission`] | the permission grammar: grants, denies, requirements |
+//! | [`decision`] | the decision core (no I/O): prepare, route, authorize, permit |
+//! | [`grants`] | resolving a caller's grants: credentials, cache, permission API |
+//! | [`gateway`] | shared state (one swappable snapshot) and per-worker state |
+//! | [`proxy`] | the hot path: one request from arrival to forwarded or refused |
+//! | [`transport`] | pooled HTTP/1.1 client connections, one pool per worker and origin |
+//! | [`server`] | listeners, worker threads, graceful stop; [`run`] |
+//! | [`cli`] | the command line |
+//! | [`admin`] | the admin listener: `/healthz`, `/readyz` |
+//! | [`telemetry`] | tracing setup and the access log |
+//! | [`request_id`] | `X-Request-Id` |
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod gateway;
+pub mod grants;
+pub mod path;
+pub mod permission;
+pub mod proxy;
+pub mod request_id;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+pub mod transport;
+
+pub use gateway::Gateway;
+pub use server::{Listeners, run};

@@ -1,0 +1,278 @@
+use super::*;
+use proptest::prelude::*;
+
+fn norm(p: &str) -> Result<String, PathRejection> {
+    normalize(p, &NormalizeOptions::default()).map(Cow::into_owned)
+}
+
+fn norm_with(p: &str, f: impl FnOnce(&mut NormalizeOptions)) -> Result<String, PathRejection> {
+    let mut o = NormalizeOptions::default();
+    f(&mut o);
+    normalize(p, &o).map(Cow::into_owned)
+}
+
+#[test]
+fn canonical_paths_are_borrowed_unchanged() {
+    for p in [
+        "/",
+        "/api/v2/integrations/credentials/42",
+        "/a-b_c.d~e/x:y@z/!$&'()*+,=",
+    ] {
+        let got = normalize(p, &NormalizeOptions::default()).unwrap();
+        assert!(matches!(got, Cow::Borrowed(_)), "{p} should not be copied");
+        assert_eq!(got, p);
+    }
+}
+
+#[test]
+fn unreserved_escapes_are_decoded() {
+    assert_eq!(norm("/api/%76%32/x").unwrap(), "/api/v2/x");
+    assert_eq!(norm("/%41%7e%2D%5f").unwrap(), "/A~-_");
+    assert_eq!(norm("/a%2Eb").unwrap(), "/a.b");
+}
+
+#[test]
+fn other_escapes_are_kept_with_upper_case_hex() {
+    assert_eq!(norm("/a%20b").unwrap(), "/a%20b");
+    assert_eq!(norm("/a%3ab").unwrap(), "/a%3Ab");
+    assert_eq!(norm("/caf%c3%a9").unwrap(), "/caf%C3%A9");
+    assert_eq!(norm("/a%3Fb%23c").unwrap(), "/a%3Fb%23c");
+}
+
+#[test]
+fn double_encoding_is_not_decoded_twice() {
+    assert_eq!(norm("/a%252Fb").unwrap(), "/a%252Fb");
+    assert_eq!(norm("/%252e%252e/admin").unwrap(), "/%252e%252e/admin");
+}
+
+#[test]
+fn raw_bytes_outside_pchar_are_encoded() {
+    assert_eq!(norm("/a\"b").unwrap(), "/a%22b");
+    assert_eq!(norm("/{x}").unwrap(), "/%7Bx%7D");
+    assert_eq!(norm("/a|b^c").unwrap(), "/a%7Cb%5Ec");
+    assert_eq!(norm("/[x]").unwrap(), "/%5Bx%5D");
+    assert_eq!(norm("/café").unwrap(), "/caf%C3%A9");
+}
+
+#[test]
+fn encoded_slashes_and_backslashes_are_rejected() {
+    for p in ["/a%2Fb", "/a%2fb", "/a%5Cb", "/a%5cb", "/%2F", "/a/%2f/b"] {
+        assert_eq!(norm(p), Err(PathRejection::EncodedSlash), "{p}");
+    }
+    assert_eq!(norm("/a\\b"), Err(PathRejection::Backslash));
+}
+
+#[test]
+fn dot_segments_are_rejected_raw_and_encoded() {
+    for p in [
+        "/.",
+        "/..",
+        "/a/./b",
+        "/a/../b",
+        "/a/..",
+        "/%2e",
+        "/%2E%2e",
+        "/.%2e/x",
+        "/a/%2e%2E/",
+        "/a/.%2E",
+    ] {
+        assert_eq!(norm(p), Err(PathRejection::DotSegment), "{p}");
+    }
+    assert_eq!(norm("/.../a").unwrap(), "/.../a");
+    assert_eq!(norm("/.well-known/x").unwrap(), "/.well-known/x");
+    assert_eq!(norm("/a..b").unwrap(), "/a..b");
+}
+
+#[test]
+fn semicolons_need_allow_semicolon() {
+    assert_eq!(norm("/a;jsessionid=1/b"), Err(PathRejection::Semicolon));
+    assert_eq!(
+        norm_with("/a;v=1/b", |o| o.allow_semicolon = true).unwrap(),
+        "/a;v=1/b"
+    );
+    assert_eq!(norm("/a%3Bb").unwrap(), "/a%3Bb", "an escaped ';' is data");
+}
+
+#[test]
+fn control_bytes_are_rejected_raw_and_encoded() {
+    for p in [
+        "/a%00b", "/a%0Ab", "/a%0d", "/a%7F", "/a%1f", "/a\u{1}b", "/a\u{7f}",
+    ] {
+        assert_eq!(norm(p), Err(PathRejection::ControlByte), "{p:?}");
+    }
+}
+
+#[test]
+fn invalid_percent_encoding_is_rejected() {
+    for p in [
+        "/a%",
+        "/a%2",
+        "/a%zz",
+        "/a%2g",
+        "/%u002e%u002e",
+        "/a%%32%66",
+    ] {
+        assert_eq!(norm(p), Err(PathRejection::InvalidPercentEncoding), "{p}");
+    }
+}
+
+#[test]
+fn escapes_that_are_not_utf8_are_rejected() {
+    for p in [
+        "/%C0%AE%C0%AE/x",
+        "/%C0%AF",
+        "/%E0%80%AE",
+        "/%C3",
+        "/%FF",
+        "/a%C3/b",
+    ] {
+        assert_eq!(norm(p), Err(PathRejection::InvalidUtf8), "{p}");
+    }
+}
+
+#[test]
+fn unicode_lookalikes_of_separators_are_rejected() {
+    for p in [
+        "/%EF%BC%8E%EF%BC%8E/x",
+        "/a%EF%BC%8Fb",
+        "/a%E2%88%95b",
+        "/a\u{ff3c}b",
+        "/\u{2025}",
+    ] {
+        assert_eq!(norm(p), Err(PathRejection::LookalikeSeparator), "{p}");
+    }
+}
+
+#[test]
+fn paths_that_are_not_origin_form_are_rejected() {
+    assert_eq!(norm("*"), Err(PathRejection::NotOriginForm));
+    assert_eq!(norm(""), Err(PathRejection::NotOriginForm));
+    assert_eq!(norm("a/b"), Err(PathRejection::NotOriginForm));
+}
+
+#[test]
+fn merge_slashes() {
+    assert_eq!(norm("//a///b//").unwrap(), "/a/b/");
+    assert_eq!(norm("//").unwrap(), "/");
+    assert_eq!(
+        norm_with("//a//b", |o| o.merge_slashes = false).unwrap(),
+        "//a//b"
+    );
+}
+
+#[test]
+fn trailing_slash_modes() {
+    assert_eq!(norm("/a/").unwrap(), "/a/");
+    let ignore = |o: &mut NormalizeOptions| o.trailing_slash = TrailingSlash::Ignore;
+    assert_eq!(norm_with("/a/", ignore).unwrap(), "/a");
+    assert_eq!(norm_with("/a//", ignore).unwrap(), "/a");
+    assert_eq!(norm_with("/", ignore).unwrap(), "/");
+    assert!(matches!(
+        normalize(
+            "/a/b/",
+            &NormalizeOptions {
+                trailing_slash: TrailingSlash::Ignore,
+                ..Default::default()
+            }
+        )
+        .unwrap(),
+        Cow::Borrowed("/a/b")
+    ));
+}
+
+#[test]
+fn case_insensitive_lowers_everything_but_escapes() {
+    let ci = |o: &mut NormalizeOptions| o.case_insensitive = true;
+    assert_eq!(
+        norm_with("/API/V2/%41b%c3%a9", ci).unwrap(),
+        "/api/v2/ab%C3%A9"
+    );
+}
+
+#[test]
+fn pattern_segments_use_the_same_rules() {
+    let o = NormalizeOptions::default();
+    assert_eq!(canonical_segment("%76%32", &o).unwrap(), "v2");
+    assert_eq!(canonical_segment("..", &o), Err(PathRejection::DotSegment));
+    assert_eq!(canonical_segment("a;b", &o), Err(PathRejection::Semicolon));
+}
+
+// ---- properties ----
+
+fn segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-zA-Z0-9_~-]{1,6}",
+        1 => Just(".".to_string()),
+        1 => Just("..".to_string()),
+        1 => Just("".to_string()),
+        1 => "%[0-9a-fA-F]{2}",
+        1 => "%[0-9a-zA-Z%]{0,3}",
+        1 => "[!$&'()*+,;=:@]{1,3}",
+        1 => "[\\\\\"{}|^ \u{e9}\u{ff0e}]{1,2}",
+        1 => "%(2[eE]|2[fF]|5[cC]|00|C0%AE|25)",
+    ]
+}
+
+fn path() -> impl Strategy<Value = String> {
+    (prop::collection::vec(segment(), 0..7), any::<bool>()).prop_map(|(segs, trailing)| {
+        let mut p = format!("/{}", segs.join("/"));
+        if trailing {
+            p.push('/');
+        }
+        p
+    })
+}
+
+fn options() -> impl Strategy<Value = NormalizeOptions> {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(m, c, t, s)| {
+        NormalizeOptions {
+            merge_slashes: m,
+            case_insensitive: c,
+            trailing_slash: if t {
+                TrailingSlash::Ignore
+            } else {
+                TrailingSlash::Strict
+            },
+            allow_semicolon: s,
+        }
+    })
+}
+
+proptest! {
+    #[test]
+    fn normalization_is_idempotent(p in path(), o in options()) {
+        if let Ok(once) = normalize(&p, &o) {
+            let twice = normalize(&once, &o);
+            prop_assert_eq!(twice.as_deref(), Ok(&*once));
+        }
+    }
+
+    #[test]
+    fn accepted_paths_are_plain_ascii_without_ambiguity(p in path(), o in options()) {
+        if let Ok(n) = normalize(&p, &o) {
+            prop_assert!(n.starts_with('/'));
+            prop_assert!(n.is_ascii());
+            prop_assert!(!n.contains('\\'));
+            let upper = n.to_ascii_uppercase();
+            prop_assert!(!upper.contains("%2F") && !upper.contains("%5C") && !upper.contains("%2E"));
+            for seg in n.split('/') {
+                prop_assert!(seg != "." && seg != "..");
+            }
+            if !o.allow_semicolon { prop_assert!(!n.contains(';')); }
+            if o.merge_slashes { prop_assert!(!n.contains("//")); }
+        }
+    }
+
+    #[test]
+    fn decoding_the_output_once_gives_the_same_segments(p in path(), o in options()) {
+        // What a backend sees after one percent-decoding pass has exactly the
+        // segments the gateway matched: no escape turns into a separator.
+        if let Ok(n) = normalize(&p, &o) {
+            let decoded: Vec<u8> = percent_encoding::percent_decode(n.as_bytes()).collect();
+            let count = |b: &[u8]| b.iter().filter(|c| **c == b'/').count();
+            prop_assert_eq!(count(n.as_bytes()), count(&decoded));
+            prop_assert!(!decoded.contains(&b'\\'));
+            prop_assert!(!decoded.iter().any(|b| *b < 0x20 || *b == 0x7f));
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Forwarding a permitted request to its upstream (SPEC §7).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::body::{RequestBody, ResponseBody, is_body_too_large};
+use super::error::Refusal;
+use super::headers::{append_forwarded_for, strip_hop_by_hop};
+use crate::config::{HostHeader, ServerConfig};
+use crate::decision::Permit;
+use crate::gateway::Worker;
+use crate::transport::TransportError;
+
+/// A permitted request, ready to be rewritten for the upstream.
+pub struct UpstreamRequest<'a> {
+    /// The client's request head.
+    pub parts: Parts,
+    /// The client's body.
+    pub body: Incoming,
+    /// The normalized path that was matched: the only path sent upstream.
+    pub path: &'a Cow<'a, str>,
+    /// The resolved subject, if grants were resolved.
+    pub subject: Option<&'a str>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The request id.
+    pub request_id: &'a HeaderValue,
+}
+
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Sends the request to upstream `index`. Needs the [`Permit`] the decision
+/// gave: there is no way to forward without one.
+pub async fn forward(
+    worker: &Worker,
+    _permit: Permit,
+    index: usize,
+    req: UpstreamRequest<'_>,
+) -> Result<Response<ResponseBody>, Refusal> {
+    let upstream = &worker.upstreams[index];
+    let shared = &*worker.shared;
+    let UpstreamRequest {
+        parts,
+        body,
+        path,
+        subject,
+        peer,
+        request_id,
+    } = req;
+    let Parts {
+        method,
+        uri,
+        version,
+        mut headers,
+        ..
+    } = parts;
+
+    let target = upstream_target(&uri, path.as_ref()).ok_or(Refusal::BadRequest(
+        crate::decision::BadRequest::Path(crate::path::PathRejection::NotOriginForm),
+    ))?;
+    let client_host = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| headers.get(header::HOST).cloned());
+
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::EXPECT);
+    if version == Version::HTTP_2 {
+        join_cookies(&mut headers);
+    }
+    let auth = &shared.config.auth;
+    headers.remove(&auth.subject_header);
+    if let Some(subject) = subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(auth.subject_header.clone(), subject);
+    }
+    if !auth.forward_credentials {
+        for name in &auth.credential_headers {
+            headers.remove(name);
+        }
+    }
+    set_forwarded(
+        &mut headers,
+        &shared.config.server,
+        peer,
+        client_host.as_ref(),
+    );
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    let host = match (upstream.config.host_header, client_host) {
+        (HostHeader::Preserve, Some(h)) => h,
+        _ => upstream.config.origin.host.clone(),
+    };
+    headers.insert(header::HOST, host);
+
+    let mut out = Request::new(RequestBody::new(
+        body,
+        shared.config.server.max_request_body,
+    ));
+    *out.method_mut() = method;
+    *out.uri_mut() = target;
+    *out.headers_mut() = headers;
+
+    match upstream.pool.send(out, upstream.config.timeout).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(parts, ResponseBody::Upstream(body)))
+        }
+        Err(TransportError::Timeout) => Err(Refusal::UpstreamTimeout),
+        Err(TransportError::Http(e)) if is_body_too_large(&e) => Err(Refusal::PayloadTooLarge),
+        Err(e) => {
+            tracing::warn!(request_id = ?request_id, upstream = %upstream.config.name, error = %e, "upstream failed");
+            Err(Refusal::UpstreamUnavailable)
+        }
+    }
+}
+
+/// The origin-form target sent upstream: the matched path and the client's
+/// query, byte for byte.
+fn upstream_target(uri: &Uri, path: &str) -> Option<Uri> {
+    if let Some(pq) = uri.path_and_query() {
+        if pq.path() == path {
+            return Some(Uri::from(pq.clone()));
+        }
+    }
+    let mut s = String::with_capacity(path.len() + uri.query().map_or(0, |q| q.len() + 1));
+    s.push_str(path);
+    if let Some(q) = uri.query() {
+        s.push('?');
+        s.push_str(q);
+    }
+    Uri::from_maybe_shared(Bytes::from(s)).ok()
+}
+
+/// `X-Forwarded-For` gets the peer appended. `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` are set, unless a trusted proxy already set them.
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    server: &ServerConfig,
+    peer: SocketAddr,
+    host: Option<&HeaderValue>,
+) {
+    let trusted = server
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer.ip()));
+    let mut buf = [0u8; 64];
+    let ip = format_ip(&peer, &mut buf);
+    append_forwarded_for(headers, ip);
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+}
+
+fn format_ip<'b>(peer: &SocketAddr, buf: &'b mut [u8; 64]) -> &'b str {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{}", peer.ip());
+    let n = cursor.position() as usize;
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 wants one.
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if let (Some(_), Some(_)) = (values.next(), values.next()) {
+        let joined: Vec<u8> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect::<Vec<_>>()
+            .join(&b"; "[..]);
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_reuses_the_client_uri_when_the_path_is_unchanged() {
+        let uri: Uri = "/a/b?x=%20&y".parse().unwrap();
+        let t = upstream_target(&uri, "/a/b").unwrap();
+        assert_eq!(t.to_string(), "/a/b?x=%20&y");
+        let t = upstream_target(&uri, "/a/c").unwrap();
+        assert_eq!(t.to_string(), "/a/c?x=%20&y");
+        let abs: Uri = "http://example.com/a//b?q=1".parse().unwrap();
+        assert_eq!(
+            upstream_target(&abs, "/a/b").unwrap().to_string(),
+            "/a/b?q=1"
+        );
+    }
+
+    #[test]
+    fn cookies_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
+    }
+}

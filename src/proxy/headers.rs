@@ -1,0 +1,111 @@
+//! Header rewriting between client and upstream (SPEC §7).
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and common non-standard ones): they
+/// describe one connection and are never forwarded in either direction.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether `name` is a hop-by-hop header.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Removes hop-by-hop headers and every header that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Appends `addr` to `X-Forwarded-For`, folding earlier lines into one.
+pub fn append_forwarded_for(headers: &mut HeaderMap, addr: &str) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let mut all = headers.get_all(&name).iter();
+    let value = match (all.next(), all.next()) {
+        (None, _) => HeaderValue::from_str(addr).ok(),
+        (Some(one), None) => join_values([one], addr),
+        (Some(first), Some(second)) => {
+            let lines: Vec<HeaderValue> = [first, second].into_iter().chain(all).cloned().collect();
+            join_values(lines.iter(), addr)
+        }
+    };
+    if let Some(v) = value {
+        headers.insert(name, v);
+    }
+}
+
+fn join_values<'a>(
+    lines: impl IntoIterator<Item = &'a HeaderValue>,
+    addr: &str,
+) -> Option<HeaderValue> {
+    let mut bytes = Vec::with_capacity(64);
+    for line in lines {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b", ");
+    }
+    bytes.extend_from_slice(addr.as_bytes());
+    HeaderValue::from_bytes(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret-Hop"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_for_appends_and_folds() {
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, "10.0.0.9");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        append_forwarded_for(&mut h, "10.0.0.10");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9, 1.1.1.1, 10.0.0.10");
+    }
+}

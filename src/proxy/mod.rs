@@ -1,0 +1,174 @@
+//! The request hot path: decide, then forward or answer.
+//!
+//! [`handle`] is the whole life of one request: it loads the snapshot once,
+//! runs [`handle_inner`], turns a [`Refusal`] into its JSON answer, and writes
+//! the access log. [`handle_inner`] walks the decision core (prepare, route,
+//! resolve grants, authorize) and forwards only with a
+//! [`Permit`](crate::decision::Permit).
+
+mod body;
+mod error;
+mod forward;
+mod headers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+
+pub use body::{BodyTooLarge, RequestBody, ResponseBody, is_body_too_large};
+pub use error::{Refusal, refusal_response};
+pub use headers::{append_forwarded_for, is_hop_by_hop, strip_hop_by_hop};
+
+use crate::decision::{self, Caller, Grants, Need, Target};
+use crate::gateway::{Snapshot, Worker};
+use crate::grants::{Answer, Credentials};
+use crate::telemetry::AccessRecord;
+
+/// What the access log records about a request besides its status.
+#[derive(Default)]
+struct Outcome<'s> {
+    route: Option<&'s str>,
+    decision: &'static str,
+    subject: Option<Arc<Grants>>,
+}
+
+/// Handles one request from a client at `peer`.
+pub async fn handle(
+    worker: &Worker,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let shared = &*worker.shared;
+    let snapshot = shared.snapshot.load_full();
+    let request_id = shared.request_ids.for_request(req.headers());
+    let method = req.method().clone();
+    let mut outcome = Outcome::default();
+    let response = match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await
+    {
+        Ok(resp) => resp,
+        Err(refusal) => {
+            if outcome.decision.is_empty() {
+                outcome.decision = refusal.label();
+            }
+            refusal_response(&refusal, &request_id, &shared.config.auth.challenge)
+        }
+    };
+    if shared.config.log.access_log {
+        crate::telemetry::access(&AccessRecord {
+            request_id: &request_id,
+            method: &method,
+            route: outcome.route,
+            decision: outcome.decision,
+            status: response.status().as_u16(),
+            elapsed: started.elapsed(),
+            subject: outcome.subject.as_deref().map(|g| &*g.subject),
+            client: peer,
+        });
+    }
+    response
+}
+
+/// Decides, then forwards or returns the refusal.
+async fn handle_inner<'s>(
+    worker: &Worker,
+    snapshot: &'s Snapshot,
+    peer: SocketAddr,
+    request_id: &HeaderValue,
+    req: Request<Incoming>,
+    outcome: &mut Outcome<'s>,
+) -> Result<Response<ResponseBody>, Refusal> {
+    let shared = &*worker.shared;
+    let server = &shared.config.server;
+    let table = &snapshot.routes;
+    let (parts, body) = req.into_parts();
+
+    if header_bytes(&parts.headers) > server.max_header_bytes {
+        return Err(Refusal::HeadersTooLarge);
+    }
+    // A Uri clone shares its bytes; the normalized path may borrow from it.
+    let uri = parts.uri.clone();
+    let path = decision::prepare(table, &parts.method, uri.path(), &parts.headers)
+        .map_err(Refusal::BadRequest)?;
+    if declared_length(&parts.headers).is_some_and(|n| n > server.max_request_body) {
+        return Err(Refusal::PayloadTooLarge);
+    }
+
+    let target = Target::of(table, &parts.method, &path);
+    outcome.route = target.route_name();
+
+    let resolution = match target.need() {
+        Need::Nothing => None,
+        Need::Authentication | Need::Permissions => {
+            match Credentials::from_request(&parts.headers, &shared.config.auth.credential_headers)
+            {
+                None => None,
+                Some(creds) => Some(worker.resolver.resolve(&creds, request_id).await.0),
+            }
+        }
+    };
+    let caller = match &resolution {
+        None => Caller::Anonymous,
+        Some(Ok(Answer::Granted(g))) => Caller::Known(g),
+        Some(Ok(Answer::Rejected)) => Caller::Rejected,
+        Some(Err(why)) => {
+            tracing::warn!(request_id = ?request_id, error = %why, "grants could not be resolved");
+            Caller::Unavailable
+        }
+    };
+    let grants = match &resolution {
+        Some(Ok(Answer::Granted(g))) => Some(Arc::clone(g)),
+        _ => None,
+    };
+    outcome.subject = grants.clone();
+
+    let decided = decision::authorize(&target, caller);
+    let permit = decided
+        .permit(target.mode(table))
+        .map_err(|refused| Refusal::from_refused(refused, target.route_name()))?;
+    outcome.decision = match permit.would_deny() {
+        None => "allow",
+        Some(would) => {
+            tracing::info!(
+                request_id = ?request_id,
+                route = target.route_name().unwrap_or("-"),
+                would_deny = would.label(),
+                reason = ?would,
+                "audit mode: forwarding a request enforce mode would refuse"
+            );
+            "would_deny"
+        }
+    };
+
+    let request = forward::UpstreamRequest {
+        parts,
+        body,
+        path: &path,
+        subject: grants.as_deref().map(|g| &*g.subject),
+        peer,
+        request_id,
+    };
+    forward::forward(worker, permit, target.upstream(), request).await
+}
+
+/// Bytes of all header names and values, as counted against `max_header_bytes`.
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// The `Content-Length` the client declared, if any.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}

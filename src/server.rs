@@ -1,0 +1,246 @@
+//! Listeners and workers: thread-per-core serving and graceful stop.
+//!
+//! [`run`] starts `server.workers` threads, each with a single-threaded
+//! tokio runtime that accepts from the shared proxy listener and serves its
+//! connections (HTTP/1.1, and HTTP/2 with prior knowledge) with its own
+//! upstream connection pools. The admin listener runs on the caller's
+//! runtime. When the shutdown future completes, `/readyz` turns 503, serving
+//! goes on for `drain_delay`, then accepting stops and in-flight requests get
+//! `shutdown_timeout` to finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
+
+use crate::gateway::{Gateway, Worker};
+
+/// Already-bound listeners for [`run`].
+pub struct Listeners {
+    /// Client traffic.
+    pub proxy: std::net::TcpListener,
+    /// `/healthz`, `/readyz`, `/admin/*`.
+    pub admin: std::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of the config.
+    pub fn bind(gateway: &Gateway) -> std::io::Result<Self> {
+        let c = gateway.config();
+        let bind = |addr: SocketAddr, what: &str| {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
+            })
+        };
+        Ok(Self {
+            proxy: bind(c.server.listen, "server.listen")?,
+            admin: bind(c.admin.listen, "admin.listen")?,
+        })
+    }
+}
+
+/// Serves until `shutdown` completes, then drains and returns.
+pub async fn run(
+    gateway: Gateway,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let shared = Arc::clone(&gateway.shared);
+    let server = shared.config.server.clone();
+    listeners.proxy.set_nonblocking(true)?;
+    listeners.admin.set_nonblocking(true)?;
+    let admin = TcpListener::from_std(listeners.admin)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(server.max_connections));
+    let mut done = Vec::with_capacity(server.workers);
+    for i in 0..server.workers {
+        let listener = listeners.proxy.try_clone()?;
+        let worker = gateway.worker();
+        let stop = stop_rx.clone();
+        let slots = Arc::clone(&slots);
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let timeout = server.shutdown_timeout;
+        std::thread::Builder::new()
+            .name(format!("permgate-worker-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a worker runtime");
+                        return;
+                    }
+                };
+                rt.block_on(serve_worker(worker, listener, stop, slots, timeout));
+                drop(done_tx);
+            })?;
+        done.push(done_rx);
+    }
+
+    let admin_task = tokio::spawn(crate::admin::serve(
+        Arc::clone(&shared),
+        admin,
+        stop_rx.clone(),
+    ));
+    tracing::info!(listen = %server.listen, workers = server.workers, "permgate serving");
+
+    shutdown.await;
+    shared.draining.store(true, Ordering::SeqCst);
+    tracing::info!(drain_delay = ?server.drain_delay, "stop requested: draining");
+    tokio::time::sleep(server.drain_delay).await;
+    let _ = stop_tx.send(true);
+    for d in done {
+        let _ = d.await;
+    }
+    let _ = admin_task.await;
+    tracing::info!("permgate stopped");
+    Ok(())
+}
+
+/// Counts a worker's open connections so a stop can wait for them.
+#[derive(Default)]
+struct Open {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Open {
+    fn enter(self: &Arc<Self>) -> OpenGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        OpenGuard(Arc::clone(self))
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct OpenGuard(Arc<Open>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+async fn serve_worker(
+    worker: Worker,
+    listener: std::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
+    shutdown_timeout: Duration,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "worker cannot use the listener");
+            return;
+        }
+    };
+    let worker = Arc::new(worker);
+    let builder = Arc::new(connection_builder(&worker));
+    let open = Arc::new(Open::default());
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, do not die.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let guard = open.enter();
+        let conn = serve_connection(
+            Arc::clone(&worker),
+            Arc::clone(&builder),
+            stream,
+            peer,
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            conn.await;
+            drop(permit);
+            drop(guard);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(shutdown_timeout, open.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = open.count.load(Ordering::SeqCst),
+            "shutdown_timeout reached; closing connections"
+        );
+    }
+}
+
+fn connection_builder(worker: &Worker) -> auto::Builder<TokioExecutor> {
+    let server = &worker.shared.config.server;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.request_header_timeout)
+        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024) + 8 * 1024)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_bytes * 2).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn serve_connection(
+    worker: Arc<Worker>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let worker = Arc::clone(&worker);
+        async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, peer, req).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, client = %peer, "connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Pooled HTTP/1.1 client connections to one origin, owned by one worker.
+//!
+//! Each worker thread keeps its own [`Http1Pool`] per origin (upstreams and
+//! the permission API), so a connection is only ever driven by the runtime
+//! that opened it. A connection goes back to the pool when its response body
+//! has been read to the end; a connection whose response was abandoned is
+//! closed. This is the seam behind which the upstream client can change.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Idle connections kept per pool.
+const MAX_IDLE: usize = 1024;
+/// An idle connection older than this is closed instead of reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Reused connections tried before opening a new one.
+const MAX_REUSE_ATTEMPTS: usize = 4;
+
+/// Why a request could not be exchanged with the origin.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The TCP connection could not be established.
+    Connect(std::io::Error),
+    /// The TCP connection took longer than the connect timeout.
+    ConnectTimeout,
+    /// The response headers took longer than the timeout.
+    Timeout,
+    /// The connection failed or the origin sent something that is not HTTP.
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "connect failed: {e}"),
+            Self::ConnectTimeout => f.write_str("connect timed out"),
+            Self::Timeout => f.write_str("no response headers in time"),
+            Self::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: Instant,
+}
+
+/// A pool of HTTP/1.1 connections to one `host:port`.
+pub struct Http1Pool<B> {
+    connect_to: String,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<Idle<B>>>,
+}
+
+impl<B> Http1Pool<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// A pool for `connect_to` (`host:port`).
+    pub fn new(connect_to: String, connect_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            connect_to,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sends `req` and waits at most `timeout` for the response headers. The
+    /// request must be origin-form and carry a `Host` header.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<B>,
+        timeout: Duration,
+    ) -> Result<Response<PooledBody<B>>, TransportError> {
+        let mut reuse_attempts = 0;
+        loop {
+            let (mut sender, reused) = match self.take_idle() {
+                Some(s) if reuse_attempts < MAX_REUSE_ATTEMPTS => (s, true),
+                _ => (self.connect().await?, false),
+            };
+            if reused {
+                reuse_attempts += 1;
+                let ready = tokio::time::timeout(self.connect_timeout, sender.ready()).await;
+                if !matches!(ready, Ok(Ok(()))) {
+                    continue;
+                }
+            }
+            let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
+            match sent {
+                Err(_) => return Err(TransportError::Timeout),
+                Ok(Ok(resp)) => {
+                    let pool = Arc::clone(self);
+                    return Ok(resp.map(|body| PooledBody {
+                        inner: body,
+                        release: Some((sender, pool)),
+                    }));
+                }
+                Ok(Err(mut e)) => match e.take_message() {
+                    // Not written to the connection: safe to try another one.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(TransportError::Http(e.into_error())),
+                },
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<B>, TransportError> {
+        let stream =
+            tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.connect_to))
+                .await
+                .map_err(|_| TransportError::ConnectTimeout)?
+                .map_err(TransportError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(TransportError::Http)?;
+        // Errors end the connection quietly: the request in flight sees them.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}
+
+impl<B> Http1Pool<B> {
+    fn take_idle(&self) -> Option<SendRequest<B>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(c) = idle.pop() {
+            if !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<B>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Number of idle connections (for tests and diagnostics).
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.len())
+    }
+}
+
+/// A response body that returns its connection to the pool once read to
+/// the end.
+pub struct PooledBody<B> {
+    inner: Incoming,
+    release: Option<(SendRequest<B>, Arc<Http1Pool<B>>)>,
+}
+
+impl<B> PooledBody<B> {
+    fn release(&mut self) {
+        if let Some((sender, pool)) = self.release.take() {
+            pool.put_idle(sender);
+        }
+    }
+}
+
+impl<B> Body for PooledBody<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            None => self.release(),
+            Some(Ok(_)) if self.inner.is_end_stream() => self.release(),
+            Some(Err(_)) => self.release = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for PooledBody<B> {
+    fn drop(&mut self) {
+        // Read to the end (or empty from the start, like a 204 or a HEAD
+        // answer): the connection can take another request.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
+}

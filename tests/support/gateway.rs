@@ -1,0 +1,181 @@
+//! Runs the gateway for a test, on its own threads, until stopped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use permgate::config::Config;
+use permgate::{Gateway, Listeners};
+use tokio::sync::oneshot;
+
+/// Builds a config and routes file and starts the gateway.
+pub struct GatewayBuilder {
+    routes: String,
+    backend: String,
+    grants_url: String,
+    server: Vec<String>,
+    upstream: Vec<String>,
+    grants: Vec<String>,
+    cache: Vec<String>,
+    auth: Vec<String>,
+    more: Vec<String>,
+}
+
+impl GatewayBuilder {
+    /// A gateway with this routes file.
+    pub fn new(routes: &str) -> Self {
+        Self {
+            routes: routes.into(),
+            backend: "http://127.0.0.1:9".into(),
+            grants_url: "http://127.0.0.1:9/grants".into(),
+            server: vec![
+                "workers = 2".into(),
+                "drain_delay = \"0s\"".into(),
+                "shutdown_timeout = \"2s\"".into(),
+            ],
+            upstream: vec!["timeout = \"3s\"".into(), "connect_timeout = \"1s\"".into()],
+            grants: vec!["timeout = \"500ms\"".into()],
+            cache: vec![],
+            auth: vec![],
+            more: vec![],
+        }
+    }
+
+    /// The default upstream.
+    pub fn backend(mut self, addr: SocketAddr) -> Self {
+        self.backend = format!("http://{addr}");
+        self
+    }
+
+    /// The permission API's grants URL.
+    pub fn grants_url(mut self, url: String) -> Self {
+        self.grants_url = url;
+        self
+    }
+
+    /// A `key = value` line under `[server]` (replaces a default with that key).
+    pub fn server(mut self, line: &str) -> Self {
+        set_line(&mut self.server, line);
+        self
+    }
+
+    /// A line under `[upstreams.default]`.
+    pub fn upstream(mut self, line: &str) -> Self {
+        set_line(&mut self.upstream, line);
+        self
+    }
+
+    /// A line under `[grants]`.
+    pub fn grants(mut self, line: &str) -> Self {
+        set_line(&mut self.grants, line);
+        self
+    }
+
+    /// A line under `[grants.cache]`.
+    pub fn cache(mut self, line: &str) -> Self {
+        set_line(&mut self.cache, line);
+        self
+    }
+
+    /// A line under `[auth]`.
+    pub fn auth(mut self, line: &str) -> Self {
+        set_line(&mut self.auth, line);
+        self
+    }
+
+    /// More TOML at the end (e.g. another `[upstreams.x]`).
+    pub fn more(mut self, text: &str) -> Self {
+        self.more.push(text.into());
+        self
+    }
+
+    /// The main config text.
+    pub fn config_text(&self) -> String {
+        let join = |v: &[String]| v.join("\n");
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[upstreams.default]\nurl = \"{}\"\n{}\n\n\
+             [auth]\n{}\n\n[grants]\nsource = \"http\"\nurl = \"{}\"\n{}\n\n[grants.cache]\n{}\n\n[routes]\nfile = \"routes.toml\"\n\n\
+             [log]\nlevel = \"info\"\naccess_log = true\n\n{}\n",
+            join(&self.server),
+            self.backend,
+            join(&self.upstream),
+            join(&self.auth),
+            self.grants_url,
+            join(&self.grants),
+            join(&self.cache),
+            join(&self.more),
+        )
+    }
+
+    /// Writes the files and starts the gateway.
+    pub fn start(self) -> RunningGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("permgate.toml");
+        std::fs::write(&config_path, self.config_text()).unwrap();
+        std::fs::write(dir.path().join("routes.toml"), &self.routes).unwrap();
+        let config = Config::load(&config_path).unwrap_or_else(|e| panic!("test config: {e}"));
+        let gateway = Gateway::new(config).unwrap_or_else(|e| panic!("test gateway: {e}"));
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = proxy.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(permgate::run(gateway, Listeners { proxy, admin }, async {
+                let _ = stopped.await;
+            }))
+        });
+        RunningGateway {
+            addr,
+            admin: admin_addr,
+            dir: dir.path().to_path_buf(),
+            _tmp: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+fn set_line(lines: &mut Vec<String>, line: &str) {
+    let key = line.split('=').next().unwrap_or("").trim().to_string();
+    lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+    lines.push(line.into());
+}
+
+/// A gateway serving on 127.0.0.1.
+pub struct RunningGateway {
+    /// Proxy address.
+    pub addr: SocketAddr,
+    /// Admin address.
+    pub admin: SocketAddr,
+    /// Folder of its config and routes files.
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningGateway {
+    /// Asks it to stop and waits until `run` has returned (at most ~10 s).
+    pub fn stop(&mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().expect("gateway thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        if self.stop.is_some() {
+            let _ = self.stop();
+        }
+    }
+}

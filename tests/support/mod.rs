@@ -1,0 +1,35 @@
+//! Test support: real servers on 127.0.0.1:0 and a client.
+//!
+//! * [`Backend`]: a recording upstream with a scripted reply;
+//! * [`PermissionApi`]: a scripted permission API that counts its calls;
+//! * [`GatewayBuilder`]: writes config and routes files to a temp dir and
+//!   runs the gateway on its own threads until stopped;
+//! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP.
+// Each test crate uses a different part of this module.
+#![allow(dead_code, unused_imports)]
+
+pub mod backend;
+pub mod client;
+pub mod gateway;
+pub mod permission_api;
+
+pub use backend::{Backend, Recorded, Reply};
+pub use client::{Resp, get, raw, request, request_h2};
+pub use gateway::{GatewayBuilder, RunningGateway};
+pub use permission_api::{ApiReply, PermissionApi};
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 20 ms until it holds or `within` passes.
+pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -3,4 +3,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin;
+mod audit;
+mod cache;
+mod fail_closed;
+mod headers;
+mod passthrough;
+mod rejects;
+mod scoped;
 mod seed_matrix;
+mod upstream;

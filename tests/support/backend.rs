@@ -89,6 +89,7 @@ pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Backend {
@@ -110,11 +111,14 @@ impl Backend {
         let log = Arc::new(Mutex::new(Vec::new()));
         let responder: Responder = Arc::new(responder);
         let l = Arc::clone(&log);
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conns = Arc::clone(&connections);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let log = Arc::clone(&l);
                 let responder = Arc::clone(&responder);
                 tokio::spawn(async move {
@@ -156,7 +160,11 @@ impl Backend {
                 });
             }
         });
-        Backend { addr, log }
+        Backend {
+            addr,
+            log,
+            connections,
+        }
     }
 
     /// Everything received so far.
@@ -167,6 +175,11 @@ impl Backend {
     /// Number of requests received so far.
     pub fn count(&self) -> usize {
         self.log.lock().unwrap().len()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The last request received.

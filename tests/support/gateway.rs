@@ -160,11 +160,21 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// Asks it to stop and waits until `run` has returned (at most ~10 s).
-    pub fn stop(&mut self) -> std::io::Result<()> {
+    /// Asks it to stop, without waiting.
+    pub fn request_stop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+    }
+
+    /// Whether `run` has returned.
+    pub fn is_stopped(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Asks it to stop and waits until `run` has returned.
+    pub fn stop(&mut self) -> std::io::Result<()> {
+        self.request_stop();
         match self.thread.take() {
             Some(t) => t.join().expect("gateway thread panicked"),
             None => Ok(()),
@@ -174,8 +184,6 @@ impl RunningGateway {
 
 impl Drop for RunningGateway {
     fn drop(&mut self) {
-        if self.stop.is_some() {
-            let _ = self.stop();
-        }
+        let _ = self.stop();
     }
 }

@@ -1,0 +1,163 @@
+//! The grants cache: single flight, negative caching, max-age, TTL expiry,
+//! stale-if-error.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const ROUTES: &str = r#"
+[[route]]
+path = "/items/{id}"
+require = ["items:item:view"]
+"#;
+
+async fn setup(cache: &[&str]) -> (Backend, PermissionApi, RunningGateway) {
+    let backend = Backend::echo().await;
+    let api = PermissionApi::start().await;
+    let mut b = GatewayBuilder::new(ROUTES)
+        .backend(backend.addr)
+        .grants_url(api.url());
+    for line in cache {
+        b = b.cache(line);
+    }
+    let gw = b.start();
+    (backend, api, gw)
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_make_one_call() {
+    let (backend, api, gw) = setup(&[]).await;
+    api.set(
+        "Bearer t",
+        ApiReply::grants("t", &["items"], &[]).delayed(Duration::from_millis(300)),
+    );
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let addr = gw.addr;
+            tokio::spawn(async move { get(addr, &format!("/items/{i}"), Some("t")).await.status })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(
+        api.calls(),
+        1,
+        "100 concurrent misses, one permission API call"
+    );
+    assert_eq!(backend.count(), 100);
+    get(gw.addr, "/items/x", Some("t")).await;
+    assert_eq!(api.calls(), 1, "cached");
+}
+
+#[tokio::test]
+async fn rejections_are_remembered_for_negative_ttl() {
+    let (_b, api, gw) = setup(&["negative_ttl = \"400ms\""]).await;
+    assert_eq!(get(gw.addr, "/items/1", Some("nobody")).await.status, 401);
+    assert_eq!(get(gw.addr, "/items/1", Some("nobody")).await.status, 401);
+    assert_eq!(api.calls(), 1, "the 401 is remembered");
+    let expired = eventually(Duration::from_secs(5), async || {
+        get(gw.addr, "/items/1", Some("nobody")).await;
+        api.calls() > 1
+    })
+    .await;
+    assert!(expired, "asked again after negative_ttl");
+}
+
+#[tokio::test]
+async fn max_age_lowers_the_ttl() {
+    let (_b, api, gw) = setup(&["ttl = \"60s\""]).await;
+    api.set(
+        "Bearer t",
+        ApiReply::grants("t", &["items"], &[]).header("cache-control", "private, max-age=1"),
+    );
+    assert_eq!(get(gw.addr, "/items/1", Some("t")).await.status, 200);
+    assert_eq!(get(gw.addr, "/items/1", Some("t")).await.status, 200);
+    assert_eq!(api.calls(), 1);
+    let refetched = eventually(Duration::from_secs(5), async || {
+        get(gw.addr, "/items/1", Some("t")).await;
+        api.calls() > 1
+    })
+    .await;
+    assert!(refetched, "max-age=1 expired well before the 60 s ttl");
+
+    api.set(
+        "Bearer n",
+        ApiReply::grants("n", &["items"], &[]).header("cache-control", "no-store"),
+    );
+    get(gw.addr, "/items/1", Some("n")).await;
+    get(gw.addr, "/items/1", Some("n")).await;
+    let n_calls = api
+        .seen()
+        .iter()
+        .filter(|h| h["authorization"] == "Bearer n")
+        .count();
+    assert_eq!(n_calls, 2, "no-store answers are not cached");
+}
+
+#[tokio::test]
+async fn grants_expire_after_ttl_and_changes_are_seen() {
+    let (_b, api, gw) = setup(&["ttl = \"300ms\""]).await;
+    api.grant("t", &["items"]);
+    assert_eq!(get(gw.addr, "/items/1", Some("t")).await.status, 200);
+    api.grant("t", &["other"]);
+    assert_eq!(
+        get(gw.addr, "/items/1", Some("t")).await.status,
+        200,
+        "still cached"
+    );
+    let revoked = eventually(Duration::from_secs(5), async || {
+        get(gw.addr, "/items/1", Some("t")).await.status == 403
+    })
+    .await;
+    assert!(revoked, "the revocation is seen once the ttl passes");
+}
+
+#[tokio::test]
+async fn ttl_zero_calls_the_api_every_time() {
+    let (_b, api, gw) = setup(&["ttl = \"0s\""]).await;
+    api.grant("t", &["items"]);
+    for _ in 0..3 {
+        assert_eq!(get(gw.addr, "/items/1", Some("t")).await.status, 200);
+    }
+    assert_eq!(api.calls(), 3);
+}
+
+#[tokio::test]
+async fn stale_grants_are_used_inside_the_stale_if_error_window() {
+    let (backend, api, gw) = setup(&["ttl = \"200ms\"", "stale_if_error = \"30s\""]).await;
+    api.grant("t", &["items"]);
+    assert_eq!(get(gw.addr, "/items/1", Some("t")).await.status, 200);
+    api.set("Bearer t", ApiReply::raw(500, "down"));
+    // Once the fresh entry expires, each request asks the API, which fails,
+    // and the stale answer is used.
+    let used_stale = eventually(Duration::from_secs(5), async || {
+        let before = api.calls();
+        let status = get(gw.addr, "/items/1", Some("t")).await.status;
+        assert_eq!(status, 200);
+        api.calls() > before
+    })
+    .await;
+    assert!(
+        used_stale,
+        "the API was asked and failed, the stale grants served"
+    );
+    assert!(backend.count() >= 2);
+}
+
+#[tokio::test]
+async fn stale_grants_are_not_used_outside_the_window() {
+    let (backend, api, gw) = setup(&["ttl = \"100ms\"", "stale_if_error = \"400ms\""]).await;
+    api.grant("t", &["items"]);
+    assert_eq!(get(gw.addr, "/items/1", Some("t")).await.status, 200);
+    api.set("Bearer t", ApiReply::raw(500, "down"));
+    let forwarded = backend.count();
+    let refused = eventually(Duration::from_secs(5), async || {
+        get(gw.addr, "/items/1", Some("t")).await.status == 503
+    })
+    .await;
+    assert!(refused, "past stale_if_error the gateway fails closed");
+    let r = get(gw.addr, "/items/1", Some("t")).await;
+    assert_eq!(r.status, 503);
+    assert!(backend.count() >= forwarded);
+}

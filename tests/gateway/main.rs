@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod audit;
 mod cache;
+mod examples;
 mod fail_closed;
 mod headers;
 mod passthrough;

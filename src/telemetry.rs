@@ -60,7 +60,7 @@ pub fn access(r: &AccessRecord<'_>) {
         route = r.route.unwrap_or("-"),
         decision = r.decision,
         status = r.status,
-        duration_ms = r.elapsed.as_secs_f64() * 1000.0,
+        duration_ms = r.elapsed.as_micros() as f64 / 1000.0,
         subject = r.subject.unwrap_or("-"),
         client = %r.client.ip(),
         "request"

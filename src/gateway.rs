@@ -4,14 +4,15 @@
 //! immutable [`Snapshot`] behind one `ArcSwap`: a request loads it once and
 //! sees one consistent version from start to end.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigError, GrantSourceConfig, HttpGrantsConfig, UpstreamConfig};
 use crate::grants::{GrantCache, HttpSource, Resolver, Source, random_secret};
 use crate::proxy::RequestBody;
+use crate::reload::ReloadState;
 use crate::request_id::RequestIds;
 use crate::routes::{self, RouteTable};
 use crate::transport::Http1Pool;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// The permission API settings.
     pub grant_source: Arc<HttpGrantsConfig>,
+    /// Reload bookkeeping (admin and reload only; never on the hot path).
+    pub reload: Mutex<ReloadState>,
 }
 
 /// A gateway ready to serve: config validated, files loaded.
@@ -67,6 +70,7 @@ impl Gateway {
                 request_ids: RequestIds::new(),
                 draining: AtomicBool::new(false),
                 grant_source,
+                reload: Mutex::new(ReloadState::default()),
                 config,
             }),
         })

@@ -13,6 +13,7 @@
 //! | [`grants`] | resolving a caller's grants: credentials, cache, permission API |
 //! | [`gateway`] | shared state (one swappable snapshot) and per-worker state |
 //! | [`proxy`] | the hot path: one request from arrival to forwarded or refused |
+//! | [`reload`] | hot reload of the routes file: file watch, poll, SIGHUP, admin |
 //! | [`transport`] | pooled HTTP/1.1 client connections, one pool per worker and origin |
 //! | [`server`] | listeners, worker threads, graceful stop; [`run`] |
 //! | [`cli`] | the command line |
@@ -30,6 +31,7 @@ pub mod grants;
 pub mod path;
 pub mod permission;
 pub mod proxy;
+pub mod reload;
 pub mod request_id;
 pub mod routes;
 pub mod server;

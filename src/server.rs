@@ -93,6 +93,8 @@ pub async fn run(
         admin,
         stop_rx.clone(),
     ));
+    let reloader = crate::reload::Reloader::new(Arc::clone(&shared));
+    let reload_task = tokio::spawn(reloader.run(stop_rx.clone()));
     tracing::info!(listen = %server.listen, workers = server.workers, "permgate serving");
 
     shutdown.await;
@@ -104,6 +106,7 @@ pub async fn run(
         let _ = d.await;
     }
     let _ = admin_task.await;
+    let _ = reload_task.await;
     tracing::info!("permgate stopped");
     Ok(())
 }

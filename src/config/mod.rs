@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
+use sha2::Digest;
 use toml::Spanned;
 
 pub use error::{ConfigError, LineIndex, line_column, read_file};
@@ -26,6 +27,8 @@ use raw::{RawConfig, RawGrants, RawServer, RawUpstream};
 pub struct Config {
     /// The main config file.
     pub file: PathBuf,
+    /// Hex SHA-256 of the text it was parsed from.
+    pub sha256: String,
     /// `[server]`.
     pub server: ServerConfig,
     /// `[admin]`.
@@ -38,6 +41,9 @@ pub struct Config {
     pub grants: GrantsConfig,
     /// `routes.file`, resolved against the config file's folder.
     pub routes_file: PathBuf,
+    /// `routes.watch`: reload the routes file when it changes on disk
+    /// (SIGHUP and `POST /admin/reload` work either way).
+    pub routes_watch: bool,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -178,6 +184,7 @@ impl Config {
         let upstreams = v.upstreams(raw.upstreams)?;
         Ok(Config {
             file: file.to_path_buf(),
+            sha256: crate::routes::hex(&sha2::Sha256::digest(text.as_bytes())),
             server: v.server(raw.server)?,
             admin: AdminConfig {
                 listen: match raw.admin.listen {
@@ -194,6 +201,7 @@ impl Config {
             auth: v.auth(raw.auth)?,
             grants: v.grants(raw.grants, base)?,
             routes_file: base.join(raw.routes.file.get_ref()),
+            routes_watch: raw.routes.watch.unwrap_or(true),
             log: LogConfig {
                 format: raw.log.format.unwrap_or_default(),
                 level: match raw.log.level {

@@ -120,6 +120,7 @@ pub struct RawCache {
 #[serde(deny_unknown_fields)]
 pub struct RawRoutes {
     pub file: Spanned<String>,
+    pub watch: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

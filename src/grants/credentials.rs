@@ -48,6 +48,11 @@ impl<'r> Credentials<'r> {
     }
 }
 
+/// Compares two secrets in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// 32 random bytes for keying the cache hash.
 pub fn random_secret() -> [u8; 32] {
     use std::hash::{BuildHasher, Hasher};
@@ -116,6 +121,14 @@ mod tests {
             "values are length-prefixed"
         );
         assert!(!a.windows(8).any(|w| w == b"Bearer a"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use ::http::HeaderValue;
 
 pub use cache::{CacheOutcome, GrantCache};
-pub use credentials::{CacheKey, Credentials, random_secret};
+pub use credentials::{CacheKey, Credentials, constant_time_eq, random_secret};
 pub use http::{HttpSource, max_age, parse_answer};
 
 use crate::decision::Grants;

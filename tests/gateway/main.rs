@@ -11,6 +11,7 @@ mod fail_closed;
 mod headers;
 mod passthrough;
 mod rejects;
+mod reload;
 mod scoped;
 mod seed_matrix;
 mod upstream;

@@ -19,6 +19,19 @@ pub struct GatewayBuilder {
     cache: Vec<String>,
     auth: Vec<String>,
     more: Vec<String>,
+    routes_setting: Vec<String>,
+    admin: Vec<String>,
+    layout: Layout,
+}
+
+/// How the routes file is laid out on disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A plain `routes.toml`.
+    Plain,
+    /// Like a Kubernetes ConfigMap volume: `routes.toml -> ..data/routes.toml`,
+    /// `..data -> ..v1`.
+    ConfigMap,
 }
 
 impl GatewayBuilder {
@@ -38,7 +51,28 @@ impl GatewayBuilder {
             cache: vec![],
             auth: vec![],
             more: vec![],
+            routes_setting: vec![],
+            admin: vec![],
+            layout: Layout::Plain,
         }
+    }
+
+    /// A line under `[admin]`.
+    pub fn admin(mut self, line: &str) -> Self {
+        set_line(&mut self.admin, line);
+        self
+    }
+
+    /// A line under `[routes]`.
+    pub fn routes(mut self, line: &str) -> Self {
+        set_line(&mut self.routes_setting, line);
+        self
+    }
+
+    /// Lays the routes file out like a Kubernetes ConfigMap volume.
+    pub fn configmap_layout(mut self) -> Self {
+        self.layout = Layout::ConfigMap;
+        self
     }
 
     /// The default upstream.
@@ -93,16 +127,18 @@ impl GatewayBuilder {
     pub fn config_text(&self) -> String {
         let join = |v: &[String]| v.join("\n");
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[upstreams.default]\nurl = \"{}\"\n{}\n\n\
-             [auth]\n{}\n\n[grants]\nsource = \"http\"\nurl = \"{}\"\n{}\n\n[grants.cache]\n{}\n\n[routes]\nfile = \"routes.toml\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n\n[upstreams.default]\nurl = \"{}\"\n{}\n\n\
+             [auth]\n{}\n\n[grants]\nsource = \"http\"\nurl = \"{}\"\n{}\n\n[grants.cache]\n{}\n\n[routes]\nfile = \"routes.toml\"\n{}\n\n\
              [log]\nlevel = \"info\"\naccess_log = true\n\n{}\n",
             join(&self.server),
+            join(&self.admin),
             self.backend,
             join(&self.upstream),
             join(&self.auth),
             self.grants_url,
             join(&self.grants),
             join(&self.cache),
+            join(&self.routes_setting),
             join(&self.more),
         )
     }
@@ -112,7 +148,16 @@ impl GatewayBuilder {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("permgate.toml");
         std::fs::write(&config_path, self.config_text()).unwrap();
-        std::fs::write(dir.path().join("routes.toml"), &self.routes).unwrap();
+        match self.layout {
+            Layout::Plain => std::fs::write(dir.path().join("routes.toml"), &self.routes).unwrap(),
+            Layout::ConfigMap => {
+                std::fs::create_dir(dir.path().join("..v1")).unwrap();
+                std::fs::write(dir.path().join("..v1/routes.toml"), &self.routes).unwrap();
+                std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+                std::os::unix::fs::symlink("..data/routes.toml", dir.path().join("routes.toml"))
+                    .unwrap();
+            }
+        }
         let config = Config::load(&config_path).unwrap_or_else(|e| panic!("test config: {e}"));
         let gateway = Gateway::new(config).unwrap_or_else(|e| panic!("test gateway: {e}"));
         let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

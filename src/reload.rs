@@ -1,0 +1,286 @@
+//! Hot reload of the routes file.
+//!
+//! One procedure, [`Reloader::reload`], reads the file, compiles a complete
+//! new [`Snapshot`] and swaps it in with one store; on any error the old
+//! snapshot keeps serving and the error is kept for `/admin/routes` until a
+//! good file loads. Reloads are serialized. Four triggers call it:
+//!
+//! * a change on disk, seen by `notify` on the file's folder (so editors that
+//!   write a temp file and rename it, and Kubernetes ConfigMaps that swap a
+//!   `..data` symlink, are seen too), debounced;
+//! * a poll of the file's metadata and content hash every second, for file
+//!   systems where notifications do not arrive;
+//! * `SIGHUP`;
+//! * `POST /admin/reload`.
+//!
+//! A change to the main config file is detected the same way and logged as
+//! needing a restart; it is never applied.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{ConfigError, read_file};
+use crate::gateway::{Shared, Snapshot};
+use crate::routes;
+
+/// Quiet time after a file event before the file is read.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How often the files are polled.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a successful reload produced.
+#[derive(Clone, Debug)]
+pub struct ReloadSummary {
+    /// Routes in the table now serving.
+    pub routes: usize,
+    /// SHA-256 of the routes file now serving.
+    pub sha256: String,
+    /// When that table was loaded.
+    pub loaded_at: SystemTime,
+    /// Whether the table was replaced (false: the file had not changed).
+    pub changed: bool,
+}
+
+/// The last reload that failed.
+#[derive(Clone, Debug)]
+pub struct ReloadFailure {
+    /// What was wrong, with file, line and column.
+    pub error: ConfigError,
+    /// When it was seen.
+    pub at: SystemTime,
+}
+
+/// Reload bookkeeping, read by `/admin/routes`.
+#[derive(Default)]
+pub struct ReloadState {
+    /// The last failure, cleared by the next good load.
+    pub last_failure: Option<ReloadFailure>,
+    /// Hash of the routes file content last tried (good or bad), so a
+    /// broken file is reported once, not at every poll.
+    last_tried: Option<String>,
+    /// Hash of the main config file content last warned about.
+    config_warned: Option<String>,
+    /// Reloads that replaced the table so far.
+    pub succeeded: u64,
+    /// Failed reloads so far.
+    pub failed: u64,
+}
+
+impl ReloadState {
+    /// Whether the main config file on disk differs from the one running.
+    pub fn restart_needed(&self) -> bool {
+        self.config_warned.is_some()
+    }
+}
+
+/// Why a reload was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// A file event or the poll saw a change.
+    FileChange,
+    /// SIGHUP.
+    Signal,
+    /// `POST /admin/reload`.
+    Admin,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::FileChange => "file change",
+            Trigger::Signal => "SIGHUP",
+            Trigger::Admin => "admin request",
+        }
+    }
+}
+
+/// Reloads the routes file into the shared snapshot.
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+}
+
+impl Reloader {
+    /// A reloader for `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Reads, compiles and swaps in the routes file. Unchanged content keeps
+    /// the current table (and clears a stale error).
+    pub fn reload(&self, trigger: Trigger) -> Result<ReloadSummary, ConfigError> {
+        let mut state = self.state();
+        let config = &self.shared.config;
+        let text = match read_file(&config.routes_file) {
+            Ok(t) => t,
+            Err(e) => return Err(fail(&mut state, trigger, e)),
+        };
+        let hash = sha256_hex(text.as_bytes());
+        state.last_tried = Some(hash.clone());
+        let changed = self.shared.snapshot.load().routes.source.sha256 != hash;
+        if changed {
+            let table = match routes::parse(&text, &config.routes_file, &config.upstream_names()) {
+                Ok(t) => t,
+                Err(e) => return Err(fail(&mut state, trigger, e)),
+            };
+            let routes = table.routes().len();
+            self.shared
+                .snapshot
+                .store(Arc::new(Snapshot { routes: table }));
+            state.succeeded += 1;
+            tracing::info!(trigger = trigger.as_str(), routes, sha256 = %hash, "routes reloaded");
+        }
+        state.last_failure = None;
+        let current = self.shared.snapshot.load();
+        Ok(ReloadSummary {
+            routes: current.routes.routes().len(),
+            sha256: current.routes.source.sha256.clone(),
+            loaded_at: current.routes.source.loaded_at,
+            changed,
+        })
+    }
+
+    /// Reloads if the routes file's content differs from what was last tried,
+    /// and warns once if the main config file changed.
+    fn reload_if_changed(&self) {
+        if modified_within(&self.shared.config.routes_file, DEBOUNCE) {
+            // Possibly still being written; the next event or poll looks again.
+            return;
+        }
+        let hash = match std::fs::read(&self.shared.config.routes_file) {
+            Ok(bytes) => sha256_hex(&bytes),
+            Err(_) => String::new(),
+        };
+        let last_tried = self.state().last_tried.clone();
+        if last_tried.as_deref() != Some(&hash) {
+            let _ = self.reload(Trigger::FileChange);
+        }
+        self.check_main_config();
+    }
+
+    fn check_main_config(&self) {
+        let Ok(bytes) = std::fs::read(&self.shared.config.file) else {
+            return;
+        };
+        let hash = sha256_hex(&bytes);
+        let mut state = self.state();
+        if hash == self.shared.config.sha256 {
+            state.config_warned = None;
+        } else if state.config_warned.as_ref() != Some(&hash) {
+            tracing::warn!(
+                file = %self.shared.config.file.display(),
+                "the main config file changed on disk; it is not reloaded: restart permgate to apply it"
+            );
+            state.config_warned = Some(hash);
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ReloadState> {
+        self.shared.reload.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watches files and SIGHUP until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        {
+            let current = self.shared.snapshot.load();
+            self.state().last_tried = Some(current.routes.source.sha256.clone());
+        }
+        self.check_main_config();
+        let (tx, mut events) = mpsc::channel::<()>(1);
+        let _watcher = if self.shared.config.routes_watch {
+            watch_folders(
+                &[&self.shared.config.routes_file, &self.shared.config.file],
+                tx,
+            )
+        } else {
+            None
+        };
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(()) = events.recv() => {
+                    // Let a burst of events (write, chmod, rename) settle.
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while events.try_recv().is_ok() {}
+                    self.reload_if_changed();
+                }
+                _ = poll.tick(), if self.shared.config.routes_watch => self.reload_if_changed(),
+                Some(()) = recv_signal(&mut hup) => {
+                    let _ = self.reload(Trigger::Signal);
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Records a failed reload; the previous table keeps serving.
+fn fail(state: &mut ReloadState, trigger: Trigger, error: ConfigError) -> ConfigError {
+    tracing::error!(trigger = trigger.as_str(), error = %error, "routes not reloaded; the previous table keeps serving");
+    state.last_failure = Some(ReloadFailure {
+        error: error.clone(),
+        at: SystemTime::now(),
+    });
+    state.failed += 1;
+    error
+}
+
+/// Whether `file` (through symlinks) was modified less than `within` ago.
+fn modified_within(file: &Path, within: Duration) -> bool {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < within)
+}
+
+async fn recv_signal(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match sig {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Watches the folders holding `files`; any change there sends on `tx`.
+fn watch_folders(files: &[&Path], tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(e) = event {
+            if !matches!(e.kind, EventKind::Access(_)) {
+                let _ = tx.try_send(());
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "file notifications unavailable; polling every second");
+            return None;
+        }
+    };
+    let mut folders: Vec<PathBuf> = files
+        .iter()
+        .map(|f| match f.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    folders.dedup();
+    for folder in folders {
+        if let Err(e) = watcher.watch(&folder, RecursiveMode::NonRecursive) {
+            tracing::warn!(folder = %folder.display(), error = %e, "cannot watch folder; polling every second");
+        }
+    }
+    Some(watcher)
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    routes::hex(&Sha256::digest(bytes))
+}

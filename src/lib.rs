@@ -19,6 +19,7 @@
 //! | [`cli`] | the command line |
 //! | [`admin`] | the admin listener: `/healthz`, `/readyz` |
 //! | [`telemetry`] | tracing setup and the access log |
+//! | [`demo`] | the embedded example credential API for `permgate demo` |
 //! | [`request_id`] | `X-Request-Id` |
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod decision;
+pub mod demo;
 pub mod gateway;
 pub mod grants;
 pub mod path;

@@ -17,7 +17,7 @@
 //! | [`transport`] | pooled HTTP/1.1 client connections, one pool per worker and origin |
 //! | [`server`] | listeners, worker threads, graceful stop; [`run`] |
 //! | [`cli`] | the command line |
-//! | [`admin`] | the admin listener: `/healthz`, `/readyz` |
+//! | [`admin`] | the admin listener: health, readiness, `/admin/*` |
 //! | [`telemetry`] | tracing setup and the access log |
 //! | [`demo`] | the embedded example credential API for `permgate demo` |
 //! | [`request_id`] | `X-Request-Id` |

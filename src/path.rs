@@ -138,7 +138,7 @@ pub fn normalize<'a>(
 /// Canonicalizes one static segment of a route pattern the way [`normalize`]
 /// treats a request path, so patterns and requests compare equal.
 pub fn canonical_segment(seg: &str, opts: &NormalizeOptions) -> Result<String, PathRejection> {
-    let mut out = Emitter::new(b"");
+    let mut out = Emitter::new(seg.as_bytes());
     canonical_segment_into(seg.as_bytes(), opts, &mut out)?;
     Ok(out.finish().into_owned())
 }

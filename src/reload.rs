@@ -65,6 +65,9 @@ pub struct ReloadState {
     last_tried: Option<String>,
     /// Hash of the main config file content last warned about.
     config_warned: Option<String>,
+    /// Snapshots swapped out but maybe still used by requests in flight;
+    /// freed here, off the request path, once nothing else holds them.
+    retired: Vec<Arc<Snapshot>>,
     /// Reloads that replaced the table so far.
     pub succeeded: u64,
     /// Failed reloads so far.
@@ -72,6 +75,11 @@ pub struct ReloadState {
 }
 
 impl ReloadState {
+    /// Frees retired snapshots no request holds any more.
+    fn reap(&mut self) {
+        self.retired.retain(|s| Arc::strong_count(s) > 1);
+    }
+
     /// Whether the main config file on disk differs from the one running.
     pub fn restart_needed(&self) -> bool {
         self.config_warned.is_some()
@@ -211,7 +219,12 @@ impl Reloader {
                     while events.try_recv().is_ok() {}
                     self.reload_if_changed();
                 }
-                _ = poll.tick(), if self.shared.config.routes_watch => self.reload_if_changed(),
+                _ = poll.tick() => {
+                    if self.shared.config.routes_watch {
+                        self.reload_if_changed();
+                    }
+                    self.state().reap();
+                }
                 Some(()) = recv_signal(&mut hup) => {
                     let _ = self.reload(Trigger::Signal);
                 }
@@ -283,4 +296,26 @@ fn watch_folders(files: &[&Path], tx: mpsc::Sender<()>) -> Option<notify::Recomm
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     routes::hex(&Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_snapshots_are_freed_only_when_no_request_holds_them() {
+        let table = routes::parse("", Path::new("routes.toml"), &["default".into()]).unwrap();
+        let snapshot = Arc::new(Snapshot { routes: table });
+        let in_flight = Arc::clone(&snapshot);
+        let mut state = ReloadState::default();
+        state.retired.push(snapshot);
+        state.reap();
+        assert_eq!(state.retired.len(), 1, "a request still holds it");
+        drop(in_flight);
+        state.reap();
+        assert!(
+            state.retired.is_empty(),
+            "freed here once the request is done"
+        );
+    }
 }

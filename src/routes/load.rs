@@ -299,11 +299,20 @@ fn build_matchers(
     routes: &[Route],
     err: &impl Fn(usize, String) -> ConfigError,
 ) -> Result<Matchers, ConfigError> {
-    let mut methods: Vec<Method> = Vec::new();
-    for r in routes {
-        for m in r.methods.iter().flatten() {
-            if !methods.contains(m) {
-                methods.push(m.clone());
+    let shapes: Vec<String> = routes.iter().map(|r| r.pattern.shape()).collect();
+    // Routes listing each method, in file order; and the any-method routes.
+    let mut by_method: Vec<(Method, Vec<usize>)> = Vec::new();
+    let mut any: Vec<usize> = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        match &r.methods {
+            None => any.push(i),
+            Some(ms) => {
+                for m in ms.iter() {
+                    match by_method.iter_mut().find(|(x, _)| x == m) {
+                        Some((_, list)) => list.push(i),
+                        None => by_method.push((m.clone(), vec![i])),
+                    }
+                }
             }
         }
     }
@@ -322,40 +331,36 @@ fn build_matchers(
             .map_err(|e| err(i, format!("route {:?}: {e}", routes[i].name)))
     };
 
-    let mut by_method = Vec::with_capacity(methods.len());
-    for method in methods {
-        let mut matcher = MethodMatcher::default();
-        let mut shapes: HashMap<String, usize> = HashMap::new();
-        for (i, r) in routes.iter().enumerate() {
-            if r.methods.as_ref().is_some_and(|ms| ms.contains(&method)) {
-                if let Some(&j) = shapes.get(&r.pattern.shape()) {
-                    return Err(conflict(j, i, method.as_str()));
-                }
-                shapes.insert(r.pattern.shape(), i);
-                insert(&mut matcher, i)?;
-            }
+    let mut any_method = MethodMatcher::default();
+    let mut any_shapes: HashMap<&str, usize> = HashMap::with_capacity(any.len());
+    for &i in &any {
+        if let Some(&j) = any_shapes.get(shapes[i].as_str()) {
+            return Err(conflict(j, i, "any-method routes"));
         }
-        // Any-method routes fill in shapes this method does not define itself.
-        for (i, r) in routes.iter().enumerate() {
-            if r.methods.is_none() && !shapes.contains_key(&r.pattern.shape()) {
-                insert(&mut matcher, i)?;
-            }
-        }
-        by_method.push((method, matcher));
+        any_shapes.insert(&shapes[i], i);
+        insert(&mut any_method, i)?;
     }
 
-    let mut any_method = MethodMatcher::default();
-    let mut shapes: HashMap<String, usize> = HashMap::new();
-    for (i, r) in routes.iter().enumerate() {
-        if r.methods.is_none() {
-            if let Some(&j) = shapes.get(&r.pattern.shape()) {
-                return Err(conflict(j, i, "any-method routes"));
+    let mut matchers = Vec::with_capacity(by_method.len());
+    for (method, list) in by_method {
+        let mut matcher = MethodMatcher::default();
+        let mut own: HashMap<&str, usize> = HashMap::with_capacity(list.len());
+        for &i in &list {
+            if let Some(&j) = own.get(shapes[i].as_str()) {
+                return Err(conflict(j, i, method.as_str()));
             }
-            shapes.insert(r.pattern.shape(), i);
-            insert(&mut any_method, i)?;
+            own.insert(&shapes[i], i);
+            insert(&mut matcher, i)?;
         }
+        // Any-method routes fill in shapes this method does not define itself.
+        for &i in &any {
+            if !own.contains_key(shapes[i].as_str()) {
+                insert(&mut matcher, i)?;
+            }
+        }
+        matchers.push((method, matcher));
     }
-    Ok((by_method, any_method))
+    Ok((matchers, any_method))
 }
 
 fn compile_test(

@@ -19,7 +19,7 @@ use http::{HeaderMap, Method};
 
 use crate::path::{PathRejection, normalize};
 use crate::permission::{Check, PermissionSet, check};
-use crate::routes::{Access, DefaultPolicy, Mode, RouteMatch, RouteTable};
+use crate::routes::{Access, DefaultPolicy, Mode, Route, RouteMatch, RouteTable};
 
 /// Headers that make some frameworks run a different method than the one
 /// that was authorized.
@@ -334,6 +334,78 @@ pub fn report(target: &Target<'_, '_>, grants: &Grants) -> Vec<RequirementReport
             check: describe(check(r, params, &grants.allow, &grants.deny)),
         })
         .collect()
+}
+
+/// Everything `explain` reports about one request.
+#[derive(Debug)]
+pub struct Explanation<'t> {
+    /// The normalized path, or why the request is rejected with 400.
+    pub path: Result<String, BadRequest>,
+    /// The matched route; `None` when the default applies (or on 400).
+    pub route: Option<&'t Route>,
+    /// Path parameters by name.
+    pub params: Vec<(String, String)>,
+    /// The effective mode.
+    pub mode: Mode,
+    /// The default policy of the table.
+    pub default: DefaultPolicy,
+    /// The decision; `None` on 400.
+    pub decision: Option<Decision>,
+    /// Each requirement with what decided it (known grants only).
+    pub requirements: Vec<RequirementReport>,
+}
+
+/// Decides a request the way the proxy does, for a caller with `grants`
+/// (`None`: no credentials), and reports how. `target` is a path with an
+/// optional query.
+pub fn explain<'t>(
+    table: &'t RouteTable,
+    method: &Method,
+    target: &str,
+    grants: Option<&Grants>,
+) -> Explanation<'t> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let prepared = prepare(table, method, path, &HeaderMap::new());
+    let normalized = match prepared {
+        Ok(p) => p.into_owned(),
+        Err(bad) => {
+            return Explanation {
+                path: Err(bad),
+                route: None,
+                params: Vec::new(),
+                mode: table.mode,
+                default: table.default,
+                decision: None,
+                requirements: Vec::new(),
+            };
+        }
+    };
+    let target = Target::of(table, method, &normalized);
+    let caller = grants.map_or(Caller::Anonymous, Caller::Known);
+    let decision = authorize(&target, caller);
+    let (route, params) = match &target {
+        Target::Route(m) => (
+            Some(m.route),
+            m.route
+                .params
+                .iter()
+                .zip(m.params.as_slice())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        ),
+        Target::Default(_) => (None, Vec::new()),
+    };
+    let requirements = grants.map(|g| report(&target, g)).unwrap_or_default();
+    let mode = target.mode(table);
+    Explanation {
+        path: Ok(normalized.clone()),
+        route,
+        params,
+        mode,
+        default: table.default,
+        decision: Some(decision),
+        requirements,
+    }
 }
 
 #[cfg(test)]

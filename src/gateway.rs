@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, ConfigError, GrantSourceConfig, HttpGrantsConfig, UpstreamConfig};
-use crate::grants::{GrantCache, HttpSource, Resolver, Source, random_secret};
+use crate::config::{Config, ConfigError, GrantSourceConfig, UpstreamConfig};
+use crate::grants::{GrantCache, GrantsFile, HttpSource, Resolver, Source, random_secret};
 use crate::proxy::RequestBody;
 use crate::reload::ReloadState;
 use crate::request_id::RequestIds;
@@ -20,7 +20,24 @@ use crate::transport::Http1Pool;
 /// What a request reads from the reloadable files.
 pub struct Snapshot {
     /// The route table.
-    pub routes: RouteTable,
+    pub routes: Arc<RouteTable>,
+    /// The grants file, when `grants.source = "file"`.
+    pub grants: Option<Arc<GrantsFile>>,
+}
+
+impl Snapshot {
+    /// Loads the files `config` names.
+    pub fn load(config: &Config) -> Result<Snapshot, ConfigError> {
+        let routes = routes::load(&config.routes_file, &config.upstream_names())?;
+        let grants = match &config.grants.source {
+            GrantSourceConfig::File(path) => Some(Arc::new(GrantsFile::load(path)?)),
+            GrantSourceConfig::Http(_) => None,
+        };
+        Ok(Snapshot {
+            routes: Arc::new(routes),
+            grants,
+        })
+    }
 }
 
 /// State shared by all workers and the admin listener.
@@ -37,8 +54,6 @@ pub struct Shared {
     pub request_ids: RequestIds,
     /// Set when a stop signal arrives: `/readyz` answers 503.
     pub draining: AtomicBool,
-    /// The permission API settings.
-    pub grant_source: Arc<HttpGrantsConfig>,
     /// Reload bookkeeping (admin and reload only; never on the hot path).
     pub reload: Mutex<ReloadState>,
 }
@@ -51,25 +66,15 @@ pub struct Gateway {
 impl Gateway {
     /// Loads the files the config names and builds the shared state.
     pub fn new(config: Config) -> Result<Gateway, ConfigError> {
-        let routes = routes::load(&config.routes_file, &config.upstream_names())?;
-        let grant_source = match &config.grants.source {
-            GrantSourceConfig::Http(h) => Arc::new((**h).clone()),
-            GrantSourceConfig::File(path) => {
-                return Err(ConfigError::file(
-                    path,
-                    "grants.source = \"file\" is not supported yet by this version of permgate",
-                ));
-            }
-        };
+        let snapshot = Snapshot::load(&config)?;
         let cache = GrantCache::new(config.grants.cache);
         Ok(Gateway {
             shared: Arc::new(Shared {
-                snapshot: ArcSwap::from_pointee(Snapshot { routes }),
+                snapshot: ArcSwap::from_pointee(snapshot),
                 cache,
                 secret: Arc::new(random_secret()),
                 request_ids: RequestIds::new(),
                 draining: AtomicBool::new(false),
-                grant_source,
                 reload: Mutex::new(ReloadState::default()),
                 config,
             }),
@@ -98,7 +103,10 @@ impl Gateway {
                 config: u.clone(),
             })
             .collect();
-        let source = Source::Http(HttpSource::new(Arc::clone(&shared.grant_source)));
+        let source = match &shared.config.grants.source {
+            GrantSourceConfig::Http(h) => Source::Http(HttpSource::new(Arc::new((**h).clone()))),
+            GrantSourceConfig::File(_) => Source::File,
+        };
         let resolver = Resolver::new(shared.cache.clone(), Arc::clone(&shared.secret), source);
         Worker {
             shared,

@@ -1,4 +1,4 @@
-//! Hot reload of the routes file.
+//! Hot reload of the routes file and the grants file.
 //!
 //! One procedure, [`Reloader::reload`], reads the file, compiles a complete
 //! new [`Snapshot`] and swaps it in with one store; on any error the old
@@ -24,8 +24,9 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{ConfigError, read_file};
+use crate::config::{Config, ConfigError, GrantSourceConfig, read_file};
 use crate::gateway::{Shared, Snapshot};
+use crate::grants::GrantsFile;
 use crate::routes;
 
 /// Quiet time after a file event before the file is read.
@@ -119,29 +120,46 @@ impl Reloader {
         Self { shared }
     }
 
-    /// Reads, compiles and swaps in the routes file. Unchanged content keeps
-    /// the current table (and clears a stale error).
+    /// Reads the routes file (and the grants file, for the file source),
+    /// compiles what changed and swaps in a new snapshot. Both files are one
+    /// unit: if either fails, the old snapshot keeps serving. Unchanged
+    /// content keeps the current snapshot (and clears a stale error).
     pub fn reload(&self, trigger: Trigger) -> Result<ReloadSummary, ConfigError> {
         let mut state = self.state();
-        let config = &self.shared.config;
-        let text = match read_file(&config.routes_file) {
-            Ok(t) => t,
+        let files = match Files::read(&self.shared.config) {
+            Ok(f) => f,
             Err(e) => return Err(fail(&mut state, trigger, e)),
         };
-        let hash = sha256_hex(text.as_bytes());
-        state.last_tried = Some(hash.clone());
-        let changed = self.shared.snapshot.load().routes.source.sha256 != hash;
+        state.last_tried = Some(files.fingerprint());
+        let current = self.shared.snapshot.load_full();
+        let next = match files.compile(&self.shared.config, &current) {
+            Ok(n) => n,
+            Err(e) => return Err(fail(&mut state, trigger, e)),
+        };
+        let routes_changed = !Arc::ptr_eq(&next.routes, &current.routes);
+        let grants_changed = match (&next.grants, &current.grants) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        let changed = routes_changed || grants_changed;
         if changed {
-            let table = match routes::parse(&text, &config.routes_file, &config.upstream_names()) {
-                Ok(t) => t,
-                Err(e) => return Err(fail(&mut state, trigger, e)),
-            };
-            let routes = table.routes().len();
-            self.shared
-                .snapshot
-                .store(Arc::new(Snapshot { routes: table }));
+            let routes = next.routes.routes().len();
+            let old = self.shared.snapshot.swap(Arc::new(next));
+            state.retired.push(old);
+            state.reap();
             state.succeeded += 1;
-            tracing::info!(trigger = trigger.as_str(), routes, sha256 = %hash, "routes reloaded");
+            if grants_changed {
+                // Keys are salted with the file's hash, so old answers are
+                // unreachable already; this frees their memory.
+                self.shared.cache.purge();
+            }
+            tracing::info!(
+                trigger = trigger.as_str(),
+                routes,
+                routes_changed,
+                grants_changed,
+                "reloaded"
+            );
         }
         state.last_failure = None;
         let current = self.shared.snapshot.load();
@@ -153,19 +171,20 @@ impl Reloader {
         })
     }
 
-    /// Reloads if the routes file's content differs from what was last tried,
-    /// and warns once if the main config file changed.
+    /// Reloads if the files' content differs from what was last tried, and
+    /// warns once if the main config file changed.
     fn reload_if_changed(&self) {
-        if modified_within(&self.shared.config.routes_file, DEBOUNCE) {
+        let config = &self.shared.config;
+        let files = [Some(&config.routes_file), grants_file(config)];
+        if files.iter().flatten().any(|f| modified_within(f, DEBOUNCE)) {
             // Possibly still being written; the next event or poll looks again.
             return;
         }
-        let hash = match std::fs::read(&self.shared.config.routes_file) {
-            Ok(bytes) => sha256_hex(&bytes),
-            Err(_) => String::new(),
-        };
+        let fingerprint = Files::read(config)
+            .map(|f| f.fingerprint())
+            .unwrap_or_default();
         let last_tried = self.state().last_tried.clone();
-        if last_tried.as_deref() != Some(&hash) {
+        if last_tried.as_deref() != Some(fingerprint.as_str()) {
             let _ = self.reload(Trigger::FileChange);
         }
         self.check_main_config();
@@ -194,9 +213,8 @@ impl Reloader {
 
     /// Watches files and SIGHUP until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        {
-            let current = self.shared.snapshot.load();
-            self.state().last_tried = Some(current.routes.source.sha256.clone());
+        if let Ok(files) = Files::read(&self.shared.config) {
+            self.state().last_tried = Some(files.fingerprint());
         }
         self.check_main_config();
         let (tx, mut events) = mpsc::channel::<()>(1);
@@ -231,6 +249,67 @@ impl Reloader {
                 _ = stop.changed() => return,
             }
         }
+    }
+}
+
+/// The reloadable files as read from disk.
+struct Files {
+    routes: String,
+    routes_sha256: String,
+    grants: Option<(String, String)>,
+}
+
+impl Files {
+    fn read(config: &Config) -> Result<Self, ConfigError> {
+        let routes = read_file(&config.routes_file)?;
+        let grants = match grants_file(config) {
+            Some(path) => {
+                let text = read_file(path)?;
+                let hash = sha256_hex(text.as_bytes());
+                Some((text, hash))
+            }
+            None => None,
+        };
+        Ok(Self {
+            routes_sha256: sha256_hex(routes.as_bytes()),
+            routes,
+            grants,
+        })
+    }
+
+    /// One string that changes when either file does.
+    fn fingerprint(&self) -> String {
+        match &self.grants {
+            Some((_, g)) => format!("{}+{g}", self.routes_sha256),
+            None => self.routes_sha256.clone(),
+        }
+    }
+
+    /// A snapshot with what changed compiled anew and the rest shared.
+    fn compile(&self, config: &Config, current: &Snapshot) -> Result<Snapshot, ConfigError> {
+        let routes = if current.routes.source.sha256 == self.routes_sha256 {
+            Arc::clone(&current.routes)
+        } else {
+            Arc::new(routes::parse(
+                &self.routes,
+                &config.routes_file,
+                &config.upstream_names(),
+            )?)
+        };
+        let grants = match (&self.grants, grants_file(config), &current.grants) {
+            (Some((_, hash)), _, Some(cur)) if cur.sha256 == *hash => Some(Arc::clone(cur)),
+            (Some((text, _)), Some(path), _) => Some(Arc::new(GrantsFile::parse(text, path)?)),
+            _ => None,
+        };
+        Ok(Snapshot { routes, grants })
+    }
+}
+
+/// The grants file, when the config uses one.
+fn grants_file(config: &Config) -> Option<&PathBuf> {
+    match &config.grants.source {
+        GrantSourceConfig::File(path) => Some(path),
+        GrantSourceConfig::Http(_) => None,
     }
 }
 
@@ -305,7 +384,10 @@ mod tests {
     #[test]
     fn retired_snapshots_are_freed_only_when_no_request_holds_them() {
         let table = routes::parse("", Path::new("routes.toml"), &["default".into()]).unwrap();
-        let snapshot = Arc::new(Snapshot { routes: table });
+        let snapshot = Arc::new(Snapshot {
+            routes: Arc::new(table),
+            grants: None,
+        });
         let in_flight = Arc::clone(&snapshot);
         let mut state = ReloadState::default();
         state.retired.push(snapshot);

@@ -1,7 +1,180 @@
-//! `permgate demo`: everything needed to try the gateway in one process.
+//! `permgate demo`: the gateway in front of an in-memory example credential
+//! API, with the example routes and a grants file, in one process.
 //!
-//! [`api`] is the example upstream, an in-memory credential API the
-//! gateway is put in front of. It is deliberately independent of the
-//! gateway code: it only speaks HTTP, like any real upstream would.
+//! [`api`] is the example API; it knows nothing of the gateway. [`run`]
+//! writes the demo's config, routes and grants files to a temporary folder
+//! (so the routes file can be edited while the demo runs), starts both, and
+//! prints curl commands with the status each one gets.
 
 pub mod api;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, LogFormat};
+use crate::{Gateway, Listeners};
+
+/// The demo's route table.
+pub const ROUTES: &str = include_str!("../../config/demo/routes.toml");
+/// The demo's grants file (tokens and the Basic password are printed).
+pub const GRANTS: &str = include_str!("../../config/demo/grants.toml");
+
+/// One curl command of the banner and the status it gets.
+pub struct Example {
+    /// What it shows.
+    pub title: &'static str,
+    /// The status the gateway answers.
+    pub expect: u16,
+    /// The command.
+    pub curl: String,
+}
+
+/// The commands the banner prints, for a gateway at `gateway`.
+pub fn examples(gateway: SocketAddr) -> Vec<Example> {
+    let base = format!("http://{gateway}");
+    let genesys = format!("{base}{}", api::GENESYS_PREFIX);
+    let flex = format!("{base}{}", api::FLEXDEPLOY_PREFIX);
+    vec![
+        Example {
+            title: "allowed read: the viewer lists credentials",
+            expect: 200,
+            curl: format!("curl -i -H 'Authorization: Bearer demo-viewer' {genesys}"),
+        },
+        Example {
+            title: "forbidden: the viewer deletes a credential; the answer lists missingPermissions",
+            expect: 403,
+            curl: format!(
+                "curl -i -X DELETE -H 'Authorization: Bearer demo-viewer' {genesys}/97f652b5-eb50-4989-9d99-9ed9d6cd5fed"
+            ),
+        },
+        Example {
+            title: "no credentials",
+            expect: 401,
+            curl: format!("curl -i {genesys}"),
+        },
+        Example {
+            title: "allowed create: the editor adds a basicAuth credential",
+            expect: 200,
+            curl: format!(
+                "curl -i -X POST -H 'Authorization: Bearer demo-editor' -H 'Content-Type: application/json' \
+                 -d '{{\"name\":\"demo\",\"type\":{{\"name\":\"basicAuth\"}},\"credentialFields\":{{\"userName\":\"u\",\"password\":\"p\"}}}}' {genesys}"
+            ),
+        },
+        Example {
+            title: "Basic auth: the ci user searches FlexDeploy credentials by name, ignoring case",
+            expect: 200,
+            curl: format!("curl -i -u ci:ci-password '{flex}?credentialName=EXAMPLE'"),
+        },
+        Example {
+            title: "ambiguous path: rejected before any grant lookup",
+            expect: 400,
+            curl: format!(
+                "curl -i --path-as-is -H 'Authorization: Bearer demo-admin' '{genesys}/%2e%2e/types'"
+            ),
+        },
+    ]
+}
+
+/// The text printed when the demo is ready.
+pub fn banner(gateway: SocketAddr, api: SocketAddr, admin: SocketAddr, dir: &Path) -> String {
+    let mut out = format!(
+        "permgate demo\n\
+         \n  gateway:          http://{gateway}  (example credential API behind it on http://{api})\
+         \n  admin:            http://{admin}/readyz, /admin/routes\
+         \n  routes file:      {routes}  (edit it: changes apply within a second)\
+         \n  grants file:      {grants}\
+         \n  tokens:           demo-viewer (view), demo-editor (view, add, edit), demo-admin (everything)\
+         \n  Basic user:       ci / ci-password (FlexDeploy read, create, update)\n\n",
+        routes = dir.join("routes.toml").display(),
+        grants = dir.join("grants.toml").display(),
+    );
+    for (i, e) in examples(gateway).iter().enumerate() {
+        out.push_str(&format!(
+            "# {}. {} (expect {})\n{}\n\n",
+            i + 1,
+            e.title,
+            e.expect,
+            e.curl
+        ));
+    }
+    out.push_str("Ctrl-C stops the demo.\n");
+    out
+}
+
+fn config_text(api: SocketAddr) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay = \"0s\"\nshutdown_timeout = \"5s\"\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [upstreams.default]\nurl = \"http://{api}\"\n\n\
+         [grants]\nsource = \"file\"\nfile = \"grants.toml\"\n\n\
+         [routes]\nfile = \"routes.toml\"\n\n\
+         [log]\naccess_log = true\n"
+    )
+}
+
+/// Runs the demo until Ctrl-C (or SIGTERM).
+pub fn run(port: u16, log_format: Option<LogFormat>) -> ExitCode {
+    crate::telemetry::init(log_format.unwrap_or_default(), "info");
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return crate::cli::fail(format!("cannot start the runtime: {e}")),
+    };
+    let dir = std::env::temp_dir().join(format!("permgate-demo-{}", std::process::id()));
+    let result = rt.block_on(serve(port, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::cli::fail(e),
+    }
+}
+
+async fn serve(port: u16, dir: &PathBuf) -> Result<(), String> {
+    let api_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot bind the example API: {e}"))?;
+    let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, text) in [
+        ("routes.toml", ROUTES),
+        ("grants.toml", GRANTS),
+        ("permgate.toml", &config_text(api_addr)),
+    ] {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))?;
+    }
+    let config = Config::load(&dir.join("permgate.toml")).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(config).map_err(|e| e.to_string())?;
+    let proxy = match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            eprintln!("port {port} is in use; using a free port instead");
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(format!("cannot listen on 127.0.0.1:{port}: {e}")),
+    };
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let (gateway_addr, admin_addr) = (
+        proxy.local_addr().map_err(|e| e.to_string())?,
+        admin.local_addr().map_err(|e| e.to_string())?,
+    );
+
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(api::ExampleApi::new().serve(api_listener, async {
+        let _ = api_stopped.await;
+    }));
+    println!("{}", banner(gateway_addr, api_addr, admin_addr, dir));
+    let served = crate::run(
+        gateway,
+        Listeners { proxy, admin },
+        crate::cli::stop_signal(),
+    )
+    .await;
+    let _ = stop_api.send(());
+    let _ = api_task.await;
+    served.map_err(|e| e.to_string())
+}

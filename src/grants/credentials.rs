@@ -25,9 +25,12 @@ impl<'r> Credentials<'r> {
     }
 
     /// The keyed hash of every credential header value, in configured order.
-    pub fn key(&self, secret: &[u8; 32]) -> CacheKey {
+    /// `salt` separates answers of different grant-source versions.
+    pub fn key(&self, secret: &[u8; 32], salt: &[u8]) -> CacheKey {
         let mut h = Sha256::new();
         h.update(secret);
+        h.update((salt.len() as u32).to_le_bytes());
+        h.update(salt);
         for (i, name) in self.names.iter().enumerate() {
             for value in self.headers.get_all(name) {
                 h.update([i as u8]);
@@ -36,6 +39,14 @@ impl<'r> Credentials<'r> {
             }
         }
         h.finalize().into()
+    }
+
+    /// Every credential header and value, in configured order.
+    pub fn values(&self) -> impl Iterator<Item = (&'r HeaderName, &'r http::HeaderValue)> + 'r {
+        let headers = self.headers;
+        self.names
+            .iter()
+            .flat_map(move |n| headers.get_all(n).iter().map(move |v| (n, v)))
     }
 
     /// Copies the credential headers, verbatim, into `out`.
@@ -103,7 +114,9 @@ mod tests {
         ];
         let key = |pairs: &[(&str, &str)], secret: [u8; 32]| {
             let h = headers(pairs);
-            Credentials::from_request(&h, &names).unwrap().key(&secret)
+            Credentials::from_request(&h, &names)
+                .unwrap()
+                .key(&secret, b"")
         };
         let s = [7u8; 32];
         let a = key(&[("authorization", "Bearer a")], s);
@@ -121,6 +134,13 @@ mod tests {
             "values are length-prefixed"
         );
         assert!(!a.windows(8).any(|w| w == b"Bearer a"));
+        let h = headers(&[("authorization", "Bearer a")]);
+        let c = Credentials::from_request(&h, &names).unwrap();
+        assert_ne!(
+            c.key(&s, b"v1"),
+            c.key(&s, b"v2"),
+            "salted by grant-source version"
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //!
 //! * [`credentials`]: the credential headers and their keyed hash;
 //! * [`cache`]: the shared moka cache (single-flight, TTLs, stale-if-error);
-//! * [`http`]: the permission API contract.
+//! * [`http`]: the permission API contract;
+//! * [`file`]: the embedded grants file.
 //!
 //! A [`Resolver`] belongs to one worker: it shares the cache with every other
 //! worker but talks to the grant source over its own connections.
 
 mod cache;
 mod credentials;
+mod file;
 mod http;
 
 use std::fmt;
@@ -19,6 +21,7 @@ use ::http::HeaderValue;
 
 pub use cache::{CacheOutcome, GrantCache};
 pub use credentials::{CacheKey, Credentials, constant_time_eq, random_secret};
+pub use file::{GrantsFile, Lookup, hash_password, hash_token};
 pub use http::{HttpSource, max_age, parse_answer};
 
 use crate::decision::Grants;
@@ -70,6 +73,8 @@ impl fmt::Display for Unavailable {
 pub enum Source {
     /// The permission API, over this worker's connections.
     Http(HttpSource),
+    /// The grants file of the request's snapshot.
+    File,
 }
 
 /// Resolves grants for one worker.
@@ -78,6 +83,20 @@ pub struct Resolver {
     cache: GrantCache,
     secret: Arc<[u8; 32]>,
     source: Source,
+}
+
+/// Answers from the grants file; a password check runs on the blocking
+/// pool so argon2 never stalls a worker's other connections.
+async fn from_file(file: &Arc<GrantsFile>, creds: &Credentials<'_>) -> Answer {
+    match file.lookup(creds) {
+        Lookup::Done(answer) => answer,
+        Lookup::VerifyPassword { subject, password } => {
+            let file = Arc::clone(file);
+            tokio::task::spawn_blocking(move || file.verify(subject, &password))
+                .await
+                .unwrap_or(Answer::Rejected)
+        }
+    }
 }
 
 /// The outcome of [`Resolver::resolve`].
@@ -93,12 +112,28 @@ impl Resolver {
         }
     }
 
-    /// The caller's grants, a rejection, or why neither is known.
-    pub async fn resolve(&self, creds: &Credentials<'_>, request_id: &HeaderValue) -> Resolution {
-        let key = creds.key(&self.secret);
+    /// The caller's grants, a rejection, or why neither is known. `file` is
+    /// the grants file of the request's snapshot (file source only); its
+    /// hash salts the cache key, so a reloaded file never answers from the
+    /// old one's entries.
+    pub async fn resolve(
+        &self,
+        creds: &Credentials<'_>,
+        request_id: &HeaderValue,
+        file: Option<&Arc<GrantsFile>>,
+    ) -> Resolution {
+        let salt = file.map_or(&b""[..], |f| f.sha256.as_bytes());
+        let key = creds.key(&self.secret, salt);
         let fetch = async {
-            match &self.source {
-                Source::Http(h) => h.fetch(creds, request_id).await,
+            match (&self.source, file) {
+                (Source::Http(h), _) => h.fetch(creds, request_id).await,
+                (Source::File, Some(f)) => Ok(Fetched {
+                    answer: from_file(f, creds).await,
+                    max_age: None,
+                }),
+                (Source::File, None) => {
+                    Err(Unavailable::Transport("no grants file is loaded".into()))
+                }
             }
         };
         self.cache.get_or_fetch(key, fetch).await

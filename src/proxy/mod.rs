@@ -106,7 +106,13 @@ async fn handle_inner<'s>(
             match Credentials::from_request(&parts.headers, &shared.config.auth.credential_headers)
             {
                 None => None,
-                Some(creds) => Some(worker.resolver.resolve(&creds, request_id).await.0),
+                Some(creds) => Some(
+                    worker
+                        .resolver
+                        .resolve(&creds, request_id, snapshot.grants.as_ref())
+                        .await
+                        .0,
+                ),
             }
         }
     };

@@ -87,7 +87,7 @@ pub struct Route {
 
 /// What a `[[test]]` case expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Expectation {
     /// Forwarded.
     Allow,
@@ -95,6 +95,20 @@ pub enum Expectation {
     Deny,
     /// 401.
     Unauthenticated,
+    /// 400: the request is rejected before any decision.
+    BadRequest,
+}
+
+impl Expectation {
+    /// The word used in the routes file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expectation::Allow => "allow",
+            Expectation::Deny => "deny",
+            Expectation::Unauthenticated => "unauthenticated",
+            Expectation::BadRequest => "bad_request",
+        }
+    }
 }
 
 /// One `[[test]]` case, run by `permgate check`.

@@ -1,5 +1,12 @@
 //! The command line (SPEC §2).
 
+mod check;
+mod explain;
+mod secret;
+
+pub use check::outcome;
+pub use explain::render as render_explanation;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +35,36 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (the default).
     Run,
+    /// Validate the config, routes and grants files and run the routes
+    /// file's [[test]] cases; exit 1 on any problem.
+    Check,
+    /// Show how the route table decides one request.
+    Explain {
+        /// Request method, e.g. GET.
+        method: String,
+        /// Request path, with an optional query.
+        path: String,
+        /// A permission the caller holds (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// A permission denied to the caller (repeatable).
+        #[arg(long = "deny")]
+        denies: Vec<String>,
+        /// The caller sends no credentials.
+        #[arg(long, conflicts_with_all = ["grants", "denies"])]
+        anonymous: bool,
+    },
+    /// Read a Bearer token from stdin and print its token_sha256.
+    HashToken,
+    /// Read a password from stdin and print its argon2id password_hash.
+    HashPassword,
+    /// Start an example credential API with the gateway in front of it and
+    /// print curl commands to try.
+    Demo {
+        /// Gateway port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -35,11 +72,31 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config, cli.log_format),
+        Command::Check => check::run(&cli.config),
+        Command::Explain {
+            method,
+            path,
+            grants,
+            denies,
+            anonymous,
+        } => explain::run(
+            &cli.config,
+            &method,
+            &path,
+            &explain::Caller {
+                grants,
+                denies,
+                anonymous,
+            },
+        ),
+        Command::HashToken => secret::hash_token_command(),
+        Command::HashPassword => secret::hash_password_command(),
+        Command::Demo { port } => crate::demo::run(port, cli.log_format),
     }
 }
 
 /// Prints a one-line cause and returns exit code 1.
-fn fail(what: impl std::fmt::Display) -> ExitCode {
+pub fn fail(what: impl std::fmt::Display) -> ExitCode {
     eprintln!("permgate: {what}");
     ExitCode::from(1)
 }

@@ -1,0 +1,110 @@
+//! `permgate check`: validate the files and run the routes file's tests.
+
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::decision::{Decision, Explanation, Grants, explain};
+use crate::gateway::Snapshot;
+use crate::permission::{Permission, PermissionSet};
+use crate::routes::{Expectation, RouteTable, RouteTest};
+
+/// Loads the config, routes and grants files, runs every `[[test]]`, prints
+/// failures and a summary; exit code 0 when everything holds.
+pub fn run(config: &std::path::Path) -> ExitCode {
+    let config = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    let snapshot = match Snapshot::load(&config) {
+        Ok(s) => s,
+        Err(e) => return super::fail(e),
+    };
+    let table = &snapshot.routes;
+    let file = table.source.file.display();
+    let mut failed = 0;
+    for test in table.tests.iter() {
+        if let Some(problem) = run_test(table, test) {
+            failed += 1;
+            println!("FAIL {file}:{}: {problem}", test.line);
+        }
+    }
+    let passed = table.tests.len() - failed;
+    let mut summary = format!("{} routes, {passed} tests passed", table.routes().len());
+    if failed > 0 {
+        summary.push_str(&format!(", {failed} failed"));
+    }
+    if let Some(g) = &snapshot.grants {
+        summary.push_str(&format!(
+            "; {} subjects in {}",
+            g.subject_count(),
+            g.file.display()
+        ));
+    }
+    println!("{summary}");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What the gateway does with the request, as a test expectation.
+pub fn outcome(e: &Explanation<'_>) -> Expectation {
+    match (&e.path, &e.decision) {
+        (Err(_), _) | (_, None) => Expectation::BadRequest,
+        (_, Some(Decision::Allow(_))) => Expectation::Allow,
+        (_, Some(Decision::Forbidden(_))) => Expectation::Deny,
+        // A test caller's grants are given, never fetched: "unavailable"
+        // cannot arise; count it as the refusal it would be.
+        (_, Some(Decision::Unauthenticated | Decision::Unavailable)) => {
+            Expectation::Unauthenticated
+        }
+    }
+}
+
+/// `None` if the test holds, else what went wrong.
+fn run_test(table: &RouteTable, test: &RouteTest) -> Option<String> {
+    let grants = test.grants.as_ref().map(|allow| Grants {
+        subject: "test".into(),
+        allow: allow.iter().cloned().collect::<PermissionSet>(),
+        deny: test.denies.iter().cloned().collect::<PermissionSet>(),
+    });
+    let e = explain(table, &test.method, &test.path, grants.as_ref());
+    let actual = outcome(&e);
+    if actual == test.expect {
+        return None;
+    }
+    let list = |p: &[Permission]| {
+        p.iter()
+            .map(Permission::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let caller = match &test.grants {
+        None => "without credentials".to_string(),
+        Some(g) if test.denies.is_empty() => format!("with grants [{}]", list(g)),
+        Some(g) => format!(
+            "with grants [{}] and denies [{}]",
+            list(g),
+            list(&test.denies)
+        ),
+    };
+    let route = match (&e.path, e.route) {
+        (Err(bad), _) => format!("rejected: {}", bad.reason()),
+        (_, Some(r)) => format!("route {:?} at line {}", r.name, r.line),
+        (_, None) => format!("no route; default {:?}", e.default),
+    };
+    let missing = match &e.decision {
+        Some(Decision::Forbidden(crate::decision::Forbidden::Missing(m))) => {
+            format!("; missing {}", m.join(", "))
+        }
+        _ => String::new(),
+    };
+    Some(format!(
+        "{} {} {caller}: expected {}, got {} ({route}{missing})",
+        test.method,
+        test.path,
+        test.expect.as_str(),
+        actual.as_str()
+    ))
+}

@@ -213,9 +213,11 @@ impl Reloader {
 
     /// Watches files and SIGHUP until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        if let Ok(files) = Files::read(&self.shared.config) {
-            self.state().last_tried = Some(files.fingerprint());
-        }
+        // The baseline is what the serving snapshot was built from, not the
+        // files as they are now: a change made before this task started
+        // must still be seen.
+        let loaded = fingerprint_of(&self.shared.snapshot.load());
+        self.state().last_tried = Some(loaded);
         self.check_main_config();
         let (tx, mut events) = mpsc::channel::<()>(1);
         let _watcher = if self.shared.config.routes_watch {
@@ -279,10 +281,10 @@ impl Files {
 
     /// One string that changes when either file does.
     fn fingerprint(&self) -> String {
-        match &self.grants {
-            Some((_, g)) => format!("{}+{g}", self.routes_sha256),
-            None => self.routes_sha256.clone(),
-        }
+        fingerprint(
+            &self.routes_sha256,
+            self.grants.as_ref().map(|(_, g)| g.as_str()),
+        )
     }
 
     /// A snapshot with what changed compiled anew and the rest shared.
@@ -303,6 +305,21 @@ impl Files {
         };
         Ok(Snapshot { routes, grants })
     }
+}
+
+fn fingerprint(routes_sha256: &str, grants_sha256: Option<&str>) -> String {
+    match grants_sha256 {
+        Some(g) => format!("{routes_sha256}+{g}"),
+        None => routes_sha256.to_string(),
+    }
+}
+
+/// The fingerprint of the files a snapshot was built from.
+fn fingerprint_of(snapshot: &Snapshot) -> String {
+    fingerprint(
+        &snapshot.routes.source.sha256,
+        snapshot.grants.as_ref().map(|g| g.sha256.as_str()),
+    )
 }
 
 /// The grants file, when the config uses one.

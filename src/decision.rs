@@ -74,6 +74,21 @@ pub fn prepare<'p>(
             return Err(BadRequest::MethodOverride(name));
         }
     }
+    // CGI-style backends (Rack on Puma, uWSGI, …) map `-` and `_` in header
+    // names to the same variable: `X_HTTP_METHOD_OVERRIDE` is the override too.
+    for name in headers.keys().map(|n| n.as_str()) {
+        if name.contains('_') {
+            let same = |h: &str| {
+                h.len() == name.len()
+                    && h.bytes()
+                        .zip(name.bytes())
+                        .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+            };
+            if let Some(h) = METHOD_OVERRIDE_HEADERS.into_iter().find(|h| same(h)) {
+                return Err(BadRequest::MethodOverride(h));
+            }
+        }
+    }
     if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(BadRequest::MethodCase);
     }

@@ -180,6 +180,11 @@ fn canonical_segment_into(
 ) -> Result<(), PathRejection> {
     let mut units = 0usize;
     let mut dots = 0usize;
+    // `units` and `dots` before the first `;` (raw or escaped): a Java
+    // backend drops `;` path parameters before it resolves dot segments, so
+    // it reads `..;x` (allowed raw with `allow_semicolon`) as `..`, and one
+    // that decodes first reads `..%3Bx` the same way.
+    let mut before_params: Option<(usize, usize)> = None;
     let mut non_ascii = false;
     let mut i = 0;
     while i < seg.len() {
@@ -198,6 +203,9 @@ fn canonical_segment_into(
             i += 1;
             (raw, false)
         };
+        if value == b';' && before_params.is_none() {
+            before_params = Some((units, dots));
+        }
         units += 1;
         if value == b'.' {
             dots += 1;
@@ -224,6 +232,11 @@ fn canonical_segment_into(
     }
     if units > 0 && units <= 2 && units == dots {
         return Err(PathRejection::DotSegment);
+    }
+    if let Some((units, dots)) = before_params {
+        if units > 0 && units <= 2 && units == dots {
+            return Err(PathRejection::DotSegment);
+        }
     }
     if non_ascii {
         check_non_ascii(seg)?;

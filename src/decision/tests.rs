@@ -241,6 +241,27 @@ fn prepare_rejects_overrides_lowercase_methods_and_bad_paths() {
         prepare(&t, &Method::POST, "/x/1", &h),
         Err(BadRequest::MethodOverride("x-http-method-override"))
     );
+    for spelling in [
+        "x_http_method_override",
+        "x-http_method-override",
+        "x_method_override",
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::HeaderName::from_bytes(spelling.as_bytes()).unwrap(),
+            "DELETE".parse().unwrap(),
+        );
+        assert!(
+            matches!(
+                prepare(&t, &Method::POST, "/x/1", &h),
+                Err(BadRequest::MethodOverride(_))
+            ),
+            "{spelling}"
+        );
+    }
+    let mut h = HeaderMap::new();
+    h.insert("x_other_header", "1".parse().unwrap());
+    assert!(prepare(&t, &Method::POST, "/x/1", &h).is_ok());
     let lower = Method::from_bytes(b"delete").unwrap();
     assert_eq!(
         prepare(&t, &lower, "/x/1", &HeaderMap::new()),

@@ -91,6 +91,28 @@ fn semicolons_need_allow_semicolon() {
         "/a;v=1/b"
     );
     assert_eq!(norm("/a%3Bb").unwrap(), "/a%3Bb", "an escaped ';' is data");
+    // A Java backend strips `;` parameters before resolving dot segments:
+    // `..;x` is `..` to it (the Tomcat `..;/` traversal).
+    for p in [
+        "/a/..;/b",
+        "/a/..;x=1/b",
+        "/a/.;/b",
+        "/a/%2e%2E;/b",
+        "/a/..%3B/b",
+        "/a/..;",
+    ] {
+        assert_eq!(
+            norm_with(p, |o| o.allow_semicolon = true),
+            Err(PathRejection::DotSegment),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        norm_with("/a/x..;v=1/b", |o| o.allow_semicolon = true).unwrap(),
+        "/a/x..;v=1/b"
+    );
+    assert_eq!(norm("/a/..%3B/b"), Err(PathRejection::DotSegment));
+    assert_eq!(norm("/a/.%3bx/b"), Err(PathRejection::DotSegment));
 }
 
 #[test]

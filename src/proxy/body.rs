@@ -34,6 +34,35 @@ pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Error from reading the client's body itself (malformed chunked framing,
+/// a connection cut mid-body): the client's fault, not the upstream's.
+#[derive(Debug)]
+pub struct ClientBodyError(hyper::Error);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reading the request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Whether `err` (or what caused it) is a [`ClientBodyError`].
+pub fn is_client_body_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<ClientBodyError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// The client's body, streamed upstream; fails once it passes the limit,
 /// which aborts the upstream request before it completes.
 pub struct RequestBody {
@@ -70,7 +99,7 @@ impl Body for RequestBody {
                 self.remaining -= len;
             }
         }
-        Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+        Poll::Ready(frame.map(|r| r.map_err(|e| ClientBodyError(e).into())))
     }
 
     fn is_end_stream(&self) -> bool {

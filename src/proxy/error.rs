@@ -25,6 +25,8 @@ pub enum Refusal {
         /// Why.
         why: Forbidden,
     },
+    /// 400: the client's body is malformed (e.g. broken chunked framing).
+    BadRequestBody,
     /// 413: the body is larger than `max_request_body`.
     PayloadTooLarge,
     /// 431: the headers are larger than `max_header_bytes`.
@@ -54,6 +56,11 @@ impl Refusal {
     pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Refusal::BadRequest(b) => (StatusCode::BAD_REQUEST, "bad_request", b.reason()),
+            Refusal::BadRequestBody => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "request body is malformed",
+            ),
             Refusal::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -102,9 +109,10 @@ impl Refusal {
     /// A short word for the access log.
     pub fn label(&self) -> &'static str {
         match self {
-            Refusal::BadRequest(_) | Refusal::PayloadTooLarge | Refusal::HeadersTooLarge => {
-                "bad_request"
-            }
+            Refusal::BadRequest(_)
+            | Refusal::BadRequestBody
+            | Refusal::PayloadTooLarge
+            | Refusal::HeadersTooLarge => "bad_request",
             Refusal::Unauthenticated => "unauthenticated",
             Refusal::Forbidden { .. } => "deny",
             Refusal::PermissionServiceUnavailable => "unavailable",

@@ -5,13 +5,16 @@ mod support;
 
 mod admin;
 mod audit;
+mod bypass;
 mod cache;
 mod examples;
 mod fail_closed;
 mod headers;
+mod limits;
 mod passthrough;
 mod rejects;
 mod reload;
 mod scoped;
 mod seed_matrix;
+mod smuggling;
 mod upstream;

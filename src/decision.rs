@@ -6,7 +6,8 @@
 //! A request is decided in three steps, with grant resolution (async, in
 //! [`crate::grants`]) between the second and the third:
 //!
-//! 1. [`prepare`] rejects ambiguous requests (400) and normalizes the path;
+//! 1. [`prepare`] rejects ambiguous requests (400) and normalizes the path,
+//!    and [`routing_path`] gives the path routes are matched on;
 //! 2. [`Target::of`] finds the route, and [`Target::need`] says whether
 //!    grants must be resolved at all;
 //! 3. [`authorize`] decides, and [`Decision::permit`] turns the decision and
@@ -93,6 +94,13 @@ pub fn prepare<'p>(
         return Err(BadRequest::MethodCase);
     }
     normalize(path, &table.normalize).map_err(BadRequest::Path)
+}
+
+/// Step 1b: the path routes are matched on: the normalized path, or with
+/// `allow_semicolon` the normalized path without its `;` parameters (see
+/// [`crate::path::routing_path`]). The normalized path is what is forwarded.
+pub fn routing_path<'a>(table: &RouteTable, normalized: &'a str) -> Cow<'a, str> {
+    crate::path::routing_path(normalized, &table.normalize)
 }
 
 /// Where a request goes: a route, or the table's default.
@@ -354,8 +362,11 @@ pub fn report(target: &Target<'_, '_>, grants: &Grants) -> Vec<RequirementReport
 /// Everything `explain` reports about one request.
 #[derive(Debug)]
 pub struct Explanation<'t> {
-    /// The normalized path, or why the request is rejected with 400.
+    /// The normalized path (what is forwarded), or why the request is
+    /// rejected with 400.
     pub path: Result<String, BadRequest>,
+    /// The path routes were matched on, when it differs (`;` parameters).
+    pub routing_path: Option<String>,
     /// The matched route; `None` when the default applies (or on 400).
     pub route: Option<&'t Route>,
     /// Path parameters by name.
@@ -386,6 +397,7 @@ pub fn explain<'t>(
         Err(bad) => {
             return Explanation {
                 path: Err(bad),
+                routing_path: None,
                 route: None,
                 params: Vec::new(),
                 mode: table.mode,
@@ -395,7 +407,8 @@ pub fn explain<'t>(
             };
         }
     };
-    let target = Target::of(table, method, &normalized);
+    let routing = routing_path(table, &normalized);
+    let target = Target::of(table, method, &routing);
     let caller = grants.map_or(Caller::Anonymous, Caller::Known);
     let decision = authorize(&target, caller);
     let (route, params) = match &target {
@@ -413,6 +426,7 @@ pub fn explain<'t>(
     let requirements = grants.map(|g| report(&target, g)).unwrap_or_default();
     let mode = target.mode(table);
     Explanation {
+        routing_path: (routing != normalized).then(|| routing.to_string()),
         path: Ok(normalized.clone()),
         route,
         params,

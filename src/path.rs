@@ -65,8 +65,11 @@ pub enum PathRejection {
     Backslash,
     /// A `.` or `..` segment, raw or percent-encoded.
     DotSegment,
-    /// A `;` while `allow_semicolon` is false.
+    /// A `;` while `allow_semicolon` is false, or a segment made only of
+    /// `;` parameters before the last one.
     Semicolon,
+    /// `%3B`: backends disagree on whether it is data or a `;` delimiter.
+    EncodedSemicolon,
     /// A NUL or other control byte, raw or percent-encoded.
     ControlByte,
     /// A `%` not followed by two hex digits.
@@ -86,6 +89,7 @@ impl PathRejection {
             Self::Backslash => "backslash in path",
             Self::DotSegment => "dot segment in path",
             Self::Semicolon => "semicolon in path",
+            Self::EncodedSemicolon => "encoded semicolon in path",
             Self::ControlByte => "control character in path",
             Self::InvalidPercentEncoding => "invalid percent-encoding in path",
             Self::InvalidUtf8 => "percent-encoding in path is not UTF-8",
@@ -126,6 +130,10 @@ pub fn normalize<'a>(
         if seg.is_empty() && opts.merge_slashes && !is_last {
             continue;
         }
+        if seg.first() == Some(&b';') && !is_last {
+            // Only parameters: a backend that drops them reads `//` here.
+            return Err(PathRejection::Semicolon);
+        }
         if emitted_any {
             out.push(b'/');
         }
@@ -133,6 +141,28 @@ pub fn normalize<'a>(
         emitted_any = true;
     }
     Ok(out.finish())
+}
+
+/// The path routes are matched on. With `allow_semicolon`, each segment is
+/// cut at its first `;`: a backend that takes `;` path parameters (Java
+/// servlet containers) routes on that path, so the gateway must too, while
+/// the normalized path, parameters and all, is what is forwarded. Without
+/// `allow_semicolon` a normalized path has no `;` and this is the path itself.
+pub fn routing_path<'a>(normalized: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
+    if !opts.allow_semicolon || !normalized.contains(';') {
+        return Cow::Borrowed(normalized);
+    }
+    let mut out = String::with_capacity(normalized.len());
+    for (i, seg) in normalized.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(seg.split(';').next().unwrap_or(""));
+    }
+    if opts.trailing_slash == TrailingSlash::Ignore && out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    Cow::Owned(out)
 }
 
 /// Canonicalizes one static segment of a route pattern the way [`normalize`]
@@ -180,10 +210,9 @@ fn canonical_segment_into(
 ) -> Result<(), PathRejection> {
     let mut units = 0usize;
     let mut dots = 0usize;
-    // `units` and `dots` before the first `;` (raw or escaped): a Java
-    // backend drops `;` path parameters before it resolves dot segments, so
-    // it reads `..;x` (allowed raw with `allow_semicolon`) as `..`, and one
-    // that decodes first reads `..%3Bx` the same way.
+    // `units` and `dots` before the first `;`: a Java backend drops `;` path
+    // parameters before it resolves dot segments, so it reads `..;x`
+    // (allowed with `allow_semicolon`) as `..`.
     let mut before_params: Option<(usize, usize)> = None;
     let mut non_ascii = false;
     let mut i = 0;
@@ -215,7 +244,8 @@ fn canonical_segment_into(
             b'\\' if escaped => return Err(PathRejection::EncodedSlash),
             b'\\' => return Err(PathRejection::Backslash),
             b if is_control(b) => return Err(PathRejection::ControlByte),
-            b';' if !escaped && !opts.allow_semicolon => return Err(PathRejection::Semicolon),
+            b';' if escaped => return Err(PathRejection::EncodedSemicolon),
+            b';' if !opts.allow_semicolon => return Err(PathRejection::Semicolon),
             b if b >= 0x80 => {
                 non_ascii = true;
                 out.push_escape(b);

@@ -75,6 +75,9 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
         Ok(p) => p,
     };
     let _ = writeln!(out, "normalized:  {normalized}");
+    if let Some(r) = &e.routing_path {
+        let _ = writeln!(out, "matched as:  {r}  (without ; parameters)");
+    }
     match e.route {
         Some(r) => {
             let _ = writeln!(

@@ -90,7 +90,18 @@ fn semicolons_need_allow_semicolon() {
         norm_with("/a;v=1/b", |o| o.allow_semicolon = true).unwrap(),
         "/a;v=1/b"
     );
-    assert_eq!(norm("/a%3Bb").unwrap(), "/a%3Bb", "an escaped ';' is data");
+    for p in ["/a%3Bb", "/a%3bb", "/export%3Bx", "/a/..%3B/b"] {
+        assert_eq!(
+            norm(p),
+            Err(PathRejection::EncodedSemicolon),
+            "{p}: data to some backends, a delimiter to others"
+        );
+        assert_eq!(
+            norm_with(p, |o| o.allow_semicolon = true),
+            Err(PathRejection::EncodedSemicolon),
+            "{p}"
+        );
+    }
     // A Java backend strips `;` parameters before resolving dot segments:
     // `..;x` is `..` to it (the Tomcat `..;/` traversal).
     for p in [
@@ -98,7 +109,6 @@ fn semicolons_need_allow_semicolon() {
         "/a/..;x=1/b",
         "/a/.;/b",
         "/a/%2e%2E;/b",
-        "/a/..%3B/b",
         "/a/..;",
     ] {
         assert_eq!(
@@ -111,8 +121,49 @@ fn semicolons_need_allow_semicolon() {
         norm_with("/a/x..;v=1/b", |o| o.allow_semicolon = true).unwrap(),
         "/a/x..;v=1/b"
     );
-    assert_eq!(norm("/a/..%3B/b"), Err(PathRejection::DotSegment));
-    assert_eq!(norm("/a/.%3bx/b"), Err(PathRejection::DotSegment));
+}
+
+#[test]
+fn matrix_parameters_are_matched_the_way_java_routes_them() {
+    let semi = |o: &mut NormalizeOptions| o.allow_semicolon = true;
+    let opts = NormalizeOptions {
+        allow_semicolon: true,
+        ..Default::default()
+    };
+    let n = norm_with("/creds/export;jsessionid=1/x;v=2", semi).unwrap();
+    assert_eq!(
+        n, "/creds/export;jsessionid=1/x;v=2",
+        "forwarded with its parameters"
+    );
+    assert_eq!(
+        routing_path(&n, &opts),
+        "/creds/export/x",
+        "matched without them"
+    );
+    let n = norm_with("/app/;jsessionid=1", semi).unwrap();
+    assert_eq!(
+        routing_path(&n, &opts),
+        "/app/",
+        "a last segment of parameters is a trailing slash"
+    );
+    let ignore = NormalizeOptions {
+        trailing_slash: TrailingSlash::Ignore,
+        ..opts
+    };
+    assert_eq!(routing_path(&n, &ignore), "/app");
+    assert_eq!(
+        norm_with("/a/;x/b", semi),
+        Err(PathRejection::Semicolon),
+        "a middle segment of parameters reads as //"
+    );
+    assert!(matches!(
+        routing_path("/plain/path", &opts),
+        Cow::Borrowed(_)
+    ));
+    assert!(matches!(
+        routing_path("/a;b", &NormalizeOptions::default()),
+        Cow::Borrowed(_)
+    ));
 }
 
 #[test]

@@ -22,11 +22,11 @@ impl std::fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
-/// Whether `err` (or what caused it) is [`BodyTooLarge`].
-pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `err`, or an error in its source chain, is an `E`.
+pub fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if e.is::<BodyTooLarge>() {
+        if e.is::<E>() {
             return true;
         }
         cur = e.source();
@@ -49,18 +49,6 @@ impl std::error::Error for ClientBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
-}
-
-/// Whether `err` (or what caused it) is a [`ClientBodyError`].
-pub fn is_client_body_error(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if e.is::<ClientBodyError>() {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
 }
 
 /// The client's body, streamed upstream; fails once it passes the limit,

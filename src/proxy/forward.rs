@@ -9,7 +9,7 @@ use http::request::Parts;
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
-use super::body::{RequestBody, ResponseBody, is_body_too_large, is_client_body_error};
+use super::body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 use super::error::Refusal;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::config::{HostHeader, ServerConfig};
@@ -114,8 +114,12 @@ pub async fn forward(
             Ok(Response::from_parts(parts, ResponseBody::Upstream(body)))
         }
         Err(TransportError::Timeout) => Err(Refusal::UpstreamTimeout),
-        Err(TransportError::Http(e)) if is_body_too_large(&e) => Err(Refusal::PayloadTooLarge),
-        Err(TransportError::Http(e)) if is_client_body_error(&e) => Err(Refusal::BadRequestBody),
+        Err(TransportError::Http(e)) if caused_by::<BodyTooLarge>(&e) => {
+            Err(Refusal::PayloadTooLarge)
+        }
+        Err(TransportError::Http(e)) if caused_by::<ClientBodyError>(&e) => {
+            Err(Refusal::BadRequestBody)
+        }
         Err(e) => {
             tracing::warn!(request_id = ?request_id, upstream = %upstream.config.name, error = %e, "upstream failed");
             Err(Refusal::UpstreamUnavailable)

@@ -18,7 +18,7 @@ use std::time::Instant;
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 
-pub use body::{BodyTooLarge, RequestBody, ResponseBody, is_body_too_large};
+pub use body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 pub use error::{Refusal, refusal_response};
 pub use headers::{append_forwarded_for, is_hop_by_hop, strip_hop_by_hop};
 
@@ -97,7 +97,8 @@ async fn handle_inner<'s>(
         return Err(Refusal::PayloadTooLarge);
     }
 
-    let target = Target::of(table, &parts.method, &path);
+    let routing = decision::routing_path(table, &path);
+    let target = Target::of(table, &parts.method, &routing);
     outcome.route = target.route_name();
 
     let resolution = match target.need() {

@@ -488,6 +488,18 @@ fn oracle(method: &str, path: &str, profile: &Profile) -> Result<&'static str, S
         } else {
             allowed_route(method, &reading, false)
         };
+        // With `allow_semicolon` the operator declares a backend that strips
+        // `;` parameters; read without stripping, a path carrying them may
+        // find no route at all (a 404 there, not a bypass), but it must never
+        // find another route.
+        let declared_java_reading = how.starts_with("java");
+        if profile.java && !declared_java_reading && path.contains(';') {
+            if let Err(e) = &matched {
+                if e.starts_with("no route") {
+                    continue;
+                }
+            }
+        }
         let m = matched.map_err(|e| format!("{how} {reading:?}: {e}"))?;
         if route.is_some_and(|r| r != m) {
             return Err(format!("{how} {reading:?} matches {m}, not {route:?}"));

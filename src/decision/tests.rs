@@ -285,3 +285,69 @@ fn report_names_what_decided_each_requirement() {
     assert_eq!(r[1].concrete, "x:7:read");
     assert_eq!(r[1].check, "denied by x:7:read");
 }
+
+// ---- properties over generated requests ----
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ROUTES: &str = r#"
+[[route]]
+methods = ["GET"]
+path = "/api/v2/items/{id}"
+require = ["items:{id}:view"]
+[[route]]
+methods = ["GET"]
+path = "/api/v2/items/special"
+[[route]]
+methods = ["GET"]
+path = "/api/{*rest}"
+[[route]]
+path = "/files/{name}/raw"
+public = true
+"#;
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec!["api", "v2", "items", "special", "files", "raw", "x"]).prop_map(String::from),
+            2 => "[a-zA-Z0-9_~.-]{1,5}",
+            1 => "%[0-9a-fA-F]{2}",
+            1 => prop::sample::select(vec![".", "..", "", "%2e", "%2F", ";a", "a;b", "%3B", "\\", "\u{e9}", "*", "{x}"]).prop_map(String::from),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 0..6).prop_map(|s| format!("/{}", s.join("/")))
+    }
+
+    fn table_with(allow_semicolon: bool, case_insensitive: bool, ignore: bool) -> RouteTable {
+        table(&format!(
+            "[normalize]\nallow_semicolon = {allow_semicolon}\ncase_insensitive = {case_insensitive}\ntrailing_slash = \"{}\"\n{ROUTES}",
+            if ignore { "ignore" } else { "strict" }
+        ))
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_path_resent_matches_the_same_route(
+            p in path(), semi in any::<bool>(), ci in any::<bool>(), ignore in any::<bool>(),
+        ) {
+            let t = table_with(semi, ci, ignore);
+            let h = HeaderMap::new();
+            if let Ok(normalized) = prepare(&t, &Method::GET, &p, &h) {
+                let again = prepare(&t, &Method::GET, &normalized, &h).expect("a normalized path is accepted");
+                prop_assert_eq!(&again, &normalized, "normalization is idempotent");
+                let first = Target::of(&t, &Method::GET, &routing_path(&t, &normalized)).route_name();
+                let second = Target::of(&t, &Method::GET, &routing_path(&t, &again)).route_name();
+                prop_assert_eq!(first, second);
+                // The path routes were matched on is the forwarded path, or
+                // (with allow_semicolon) that path without its `;` parameters.
+                let routing = routing_path(&t, &normalized);
+                if !semi {
+                    prop_assert_eq!(routing.as_ref(), normalized.as_ref());
+                }
+            }
+        }
+    }
+}

@@ -216,6 +216,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_target_sent_upstream_is_the_matched_path_and_the_query(
+            raw in "(/[a-zA-Z0-9%._~!$&'()*+,;=:@-]{0,6}){1,5}",
+            query in proptest::option::of("[a-zA-Z0-9%/?=&+._~-]{0,12}"),
+        ) {
+            let Ok(path) = crate::path::normalize(&raw, &crate::path::NormalizeOptions::default()) else {
+                return Ok(());
+            };
+            let target = match &query {
+                Some(q) => format!("{raw}?{q}"),
+                None => raw.clone(),
+            };
+            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+            let sent = upstream_target(&uri, &path).expect("a normalized path forms a URI");
+            proptest::prop_assert_eq!(sent.path(), path.as_ref());
+            proptest::prop_assert_eq!(sent.query(), uri.query(), "the query byte for byte");
+        }
+    }
+
     #[test]
     fn cookies_are_joined() {
         let mut h = HeaderMap::new();

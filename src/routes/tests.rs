@@ -416,7 +416,6 @@ fn request_path() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
     #[test]
     fn layered_matchit_agrees_with_the_spec(
         patterns in prop::collection::vec(pattern(), 1..10),

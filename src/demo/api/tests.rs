@@ -809,7 +809,7 @@ fn any_method() -> impl Strategy<Value = Method> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::default())]
 
     /// Whatever arrives, the answer is a status below 500 and, unless
     /// empty, JSON.

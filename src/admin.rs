@@ -2,7 +2,8 @@
 //!
 //! `GET /healthz`, `GET /readyz`, and under `/admin/` (which needs
 //! `Authorization: Bearer <token>` when `admin.token_sha256` is set):
-//! `GET /admin/routes`, `POST /admin/reload`, `POST /admin/cache/purge`.
+//! `GET /admin/routes`, `POST /admin/reload`, `POST /admin/cache/purge`,
+//! `GET /admin/explain`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::decision::Grants;
 use crate::gateway::Shared;
 use crate::grants::constant_time_eq;
 use crate::reload::{Reloader, Trigger};
@@ -66,7 +68,7 @@ fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         return r;
     }
     let allowed: &str = match path {
-        "/healthz" | "/readyz" | "/admin/routes" => "GET",
+        "/healthz" | "/readyz" | "/admin/routes" | "/admin/explain" => "GET",
         "/admin/reload" | "/admin/cache/purge" => "POST",
         _ => return json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     };
@@ -86,6 +88,7 @@ fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         "/readyz" => text(StatusCode::OK, "ready\n"),
         "/admin/routes" => json_response(StatusCode::OK, &routes_status(shared)),
+        "/admin/explain" => explain(shared, req.uri().query().unwrap_or("")),
         "/admin/reload" => match Reloader::new(Arc::clone(shared)).reload(Trigger::Admin) {
             Ok(s) => json_response(
                 StatusCode::OK,
@@ -125,6 +128,77 @@ fn routes_status(shared: &Shared) -> Value {
         "restartNeeded": state.restart_needed(),
         "reloads": {"succeeded": state.succeeded, "failed": state.failed},
     })
+}
+
+/// `GET /admin/explain?method=M&path=P[&grant=G…][&deny=D…][&anonymous]`:
+/// what `permgate explain` says, for the loaded table, as JSON.
+fn explain(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
+    let mut method = None;
+    let mut path = None;
+    let (mut grants, mut denies, mut anonymous) = (Vec::new(), Vec::new(), false);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        match k {
+            "method" => method = Some(v),
+            "path" => path = Some(v),
+            "grant" => grants.push(v),
+            "deny" => denies.push(v),
+            "anonymous" => anonymous = true,
+            _ => {}
+        }
+    }
+    let bad = |m: String| json_response(StatusCode::BAD_REQUEST, &json!({"error": m}));
+    let (Some(method), Some(path)) = (method, path) else {
+        return bad("method and path are required".into());
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return bad(format!("invalid method {method:?}"));
+    };
+    let grants = match (anonymous, Grants::from_lists("explain", &grants, &denies)) {
+        (true, _) => None,
+        (false, Ok(g)) => Some(g),
+        (false, Err(e)) => return bad(e),
+    };
+    let snapshot = shared.snapshot.load();
+    let e = crate::decision::explain(&snapshot.routes, &method, &path, grants.as_ref());
+    let (decision, status, missing) = match &e.decision {
+        None => ("bad_request", 400, None),
+        Some(crate::decision::Decision::Allow(_)) => ("allow", 200, None),
+        Some(crate::decision::Decision::Forbidden(f)) => (
+            "deny",
+            403,
+            match f {
+                crate::decision::Forbidden::Missing(m) => Some(m.clone()),
+                crate::decision::Forbidden::NoRoute => None,
+            },
+        ),
+        Some(crate::decision::Decision::Unauthenticated) => ("unauthenticated", 401, None),
+        Some(crate::decision::Decision::Unavailable) => ("unavailable", 503, None),
+    };
+    let body = json!({
+        "method": method.as_str(),
+        "path": path,
+        "normalized": e.path.as_ref().ok(),
+        "rejected": e.path.as_ref().err().map(|b| b.reason()),
+        "matchedAs": e.routing_path,
+        "route": e.route.map(|r| json!({
+            "name": &*r.name, "line": r.line, "path": &*r.path,
+            "methods": r.methods_label(),
+        })),
+        "params": e.params.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+        "default": e.default.as_str(),
+        "mode": e.mode.as_str(),
+        "requirements": e.requirements.iter().map(|r| json!({
+            "permission": r.concrete, "anyOf": r.any_of, "check": r.check,
+        })).collect::<Vec<_>>(),
+        "decision": decision,
+        "status": status,
+        "missingPermissions": missing,
+    });
+    json_response(StatusCode::OK, &body)
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {

@@ -41,6 +41,25 @@ pub struct Grants {
     pub deny: PermissionSet,
 }
 
+impl Grants {
+    /// Grants from permission strings, as `explain` and `[[test]]` give them.
+    pub fn from_lists(subject: &str, allow: &[String], deny: &[String]) -> Result<Grants, String> {
+        let parse = |list: &[String]| -> Result<PermissionSet, String> {
+            list.iter()
+                .map(|p| {
+                    crate::permission::Permission::parse(p)
+                        .map_err(|e| format!("permission {p:?}: {e}"))
+                })
+                .collect()
+        };
+        Ok(Grants {
+            subject: subject.into(),
+            allow: parse(allow)?,
+            deny: parse(deny)?,
+        })
+    }
+}
+
 /// Why a request is answered with 400 before any grant lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BadRequest {

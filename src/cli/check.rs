@@ -25,7 +25,7 @@ pub fn run(config: &std::path::Path) -> ExitCode {
     for test in table.tests.iter() {
         if let Some(problem) = run_test(table, test) {
             failed += 1;
-            println!("FAIL {file}:{}: {problem}", test.line);
+            super::print_out(&format!("FAIL {file}:{}: {problem}\n", test.line));
         }
     }
     let passed = table.tests.len() - failed;
@@ -40,7 +40,7 @@ pub fn run(config: &std::path::Path) -> ExitCode {
             g.file.display()
         ));
     }
-    println!("{summary}");
+    super::print_out(&format!("{summary}\n"));
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -92,7 +92,7 @@ fn run_test(table: &RouteTable, test: &RouteTest) -> Option<String> {
     let route = match (&e.path, e.route) {
         (Err(bad), _) => format!("rejected: {}", bad.reason()),
         (_, Some(r)) => format!("route {:?} at line {}", r.name, r.line),
-        (_, None) => format!("no route; default {:?}", e.default),
+        (_, None) => format!("no route; default \"{}\"", e.default.as_str()),
     };
     let missing = match &e.decision {
         Some(Decision::Forbidden(crate::decision::Forbidden::Missing(m))) => {

@@ -38,7 +38,7 @@ pub fn run(config: &std::path::Path, method: &str, path: &str, caller: &Caller) 
         Err(e) => return super::fail(e),
     };
     let e = explain(&snapshot.routes, &method, path, grants.as_ref());
-    print!("{}", render(&method, path, &e, grants.as_ref()));
+    super::print_out(&render(&method, path, &e, grants.as_ref()));
     ExitCode::SUCCESS
 }
 
@@ -47,16 +47,7 @@ pub fn grants_of(caller: &Caller) -> Result<Option<Grants>, String> {
     if caller.anonymous {
         return Ok(None);
     }
-    let parse = |list: &[String]| -> Result<PermissionSet, String> {
-        list.iter()
-            .map(|p| Permission::parse(p).map_err(|e| format!("permission {p:?}: {e}")))
-            .collect()
-    };
-    Ok(Some(Grants {
-        subject: "explain".into(),
-        allow: parse(&caller.grants)?,
-        deny: parse(&caller.denies)?,
-    }))
+    Grants::from_lists("explain", &caller.grants, &caller.denies).map(Some)
 }
 
 /// The text `permgate explain` prints.
@@ -85,7 +76,7 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
                 "route:       {} (line {}: {} {})",
                 r.name,
                 r.line,
-                methods(r),
+                r.methods_label(),
                 r.path
             );
             if !e.params.is_empty() {
@@ -95,10 +86,14 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
             }
         }
         None => {
-            let _ = writeln!(out, "route:       none; default = {:?}", e.default);
+            let _ = writeln!(
+                out,
+                "route:       none; default = \"{}\"",
+                e.default.as_str()
+            );
         }
     }
-    let _ = writeln!(out, "mode:        {:?}", e.mode);
+    let _ = writeln!(out, "mode:        {}", e.mode.as_str());
     for r in &e.requirements {
         let kind = if r.any_of { "require_any" } else { "require" };
         let _ = writeln!(out, "{kind:<12} {}  {}", r.concrete, r.check);
@@ -117,7 +112,7 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
     };
     let _ = writeln!(out, "caller:      {caller}");
     let decision = match &e.decision {
-        Some(Decision::Allow(why)) => format!("allow ({why:?})"),
+        Some(Decision::Allow(why)) => format!("allow ({})", allowed_why(why)),
         Some(Decision::Forbidden(Forbidden::Missing(m))) => {
             format!("deny (403): missing {}", m.join(", "))
         }
@@ -129,9 +124,10 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
     out
 }
 
-fn methods(r: &crate::routes::Route) -> String {
-    match &r.methods {
-        None => "*".to_string(),
-        Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+fn allowed_why(why: &crate::decision::Allowed) -> &'static str {
+    match why {
+        crate::decision::Allowed::Open => "no credentials needed",
+        crate::decision::Allowed::Authenticated => "any authenticated caller",
+        crate::decision::Allowed::Granted => "the grants satisfy the route",
     }
 }

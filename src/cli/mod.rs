@@ -95,6 +95,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes `text` to stdout. A closed stdout (`permgate check | head`) is not
+/// an error worth a panic: the output is simply dropped.
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Prints a one-line cause and returns exit code 1.
 pub fn fail(what: impl std::fmt::Display) -> ExitCode {
     eprintln!("permgate: {what}");

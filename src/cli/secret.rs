@@ -9,7 +9,7 @@ use crate::grants::{hash_password, hash_token};
 pub fn hash_token_command() -> ExitCode {
     match read_secret("Token: ") {
         Ok(token) => {
-            println!("{}", hash_token(&token));
+            super::print_out(&format!("{}\n", hash_token(&token)));
             ExitCode::SUCCESS
         }
         Err(e) => super::fail(e),
@@ -24,7 +24,7 @@ pub fn hash_password_command() -> ExitCode {
     };
     match hash_password(&password, None) {
         Ok(h) => {
-            println!("{h}");
+            super::print_out(&format!("{h}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => super::fail(e),

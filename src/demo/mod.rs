@@ -167,7 +167,7 @@ async fn serve(port: u16, dir: &PathBuf) -> Result<(), String> {
     let api_task = tokio::spawn(api::ExampleApi::new().serve(api_listener, async {
         let _ = api_stopped.await;
     }));
-    println!("{}", banner(gateway_addr, api_addr, admin_addr, dir));
+    crate::cli::print_out(&banner(gateway_addr, api_addr, admin_addr, dir));
     let served = crate::run(
         gateway,
         Listeners { proxy, admin },

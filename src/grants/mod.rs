@@ -144,3 +144,39 @@ impl Resolver {
         &self.cache
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::http::{HeaderMap, HeaderName};
+
+    #[tokio::test]
+    async fn a_basic_password_is_checked_once_then_served_from_the_cache() {
+        let cheap = argon2::Params::new(8, 1, 1, None).unwrap();
+        let text = format!(
+            "[[subject]]\nname = \"ci\"\nbasic_user = \"ci\"\npassword_hash = \"{}\"\nallow = [\"a\"]\n",
+            hash_password("pw", Some(cheap)).unwrap()
+        );
+        let file = Arc::new(GrantsFile::parse(&text, std::path::Path::new("grants.toml")).unwrap());
+        let cache = GrantCache::new(crate::config::CacheConfig {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(5),
+            max_entries: 10,
+            stale_if_error: Duration::ZERO,
+        });
+        let resolver = Resolver::new(cache, Arc::new([1; 32]), Source::File);
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Basic Y2k6cHc=".parse().unwrap()); // ci:pw
+        let names = [HeaderName::from_static("authorization")];
+        let creds = Credentials::from_request(&headers, &names).unwrap();
+        let id = HeaderValue::from_static("r");
+        let (first, how) = resolver.resolve(&creds, &id, Some(&file)).await;
+        assert!(matches!(first, Ok(Answer::Granted(_))));
+        assert_eq!(how, CacheOutcome::Miss, "the first request pays for argon2");
+        for _ in 0..3 {
+            let (again, how) = resolver.resolve(&creds, &id, Some(&file)).await;
+            assert!(matches!(again, Ok(Answer::Granted(_))));
+            assert_eq!(how, CacheOutcome::Hit, "later ones do not");
+        }
+    }
+}

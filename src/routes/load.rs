@@ -217,13 +217,9 @@ fn compile_route(
         ));
     };
 
-    let name = r.name.unwrap_or_else(|| {
-        let m = match &methods {
-            None => "*".to_string(),
-            Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
-        };
-        format!("{m} {path_text}")
-    });
+    let name = r
+        .name
+        .unwrap_or_else(|| format!("{} {path_text}", super::methods_label(methods.as_deref())));
 
     Ok(Route {
         name: name.into(),

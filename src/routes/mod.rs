@@ -31,6 +31,16 @@ pub enum Mode {
     Audit,
 }
 
+impl Mode {
+    /// The word used in the routes file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
 /// `default`: what happens to a request that matches no route.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +52,17 @@ pub enum DefaultPolicy {
     Authenticate,
     /// Forwarded without any check.
     Allow,
+}
+
+impl DefaultPolicy {
+    /// The word used in the routes file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultPolicy::Deny => "deny",
+            DefaultPolicy::Authenticate => "authenticate",
+            DefaultPolicy::Allow => "allow",
+        }
+    }
 }
 
 /// What a route asks of the caller.
@@ -83,6 +104,21 @@ pub struct Route {
     pub mode: Mode,
     /// Line of the route's `path` in the routes file.
     pub line: usize,
+}
+
+impl Route {
+    /// The route's methods as written (`GET,HEAD`), or `*`.
+    pub fn methods_label(&self) -> String {
+        methods_label(self.methods.as_deref())
+    }
+}
+
+/// Methods as written (`GET,HEAD`), or `*` for any method.
+fn methods_label(methods: Option<&[Method]>) -> String {
+    match methods {
+        None => "*".to_string(),
+        Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+    }
 }
 
 /// What a `[[test]]` case expects.

@@ -9,6 +9,7 @@ mod bypass;
 mod cache;
 mod examples;
 mod fail_closed;
+mod file_grants;
 mod headers;
 mod limits;
 mod passthrough;

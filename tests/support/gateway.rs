@@ -22,6 +22,7 @@ pub struct GatewayBuilder {
     routes_setting: Vec<String>,
     admin: Vec<String>,
     layout: Layout,
+    grants_file: Option<String>,
 }
 
 /// How the routes file is laid out on disk.
@@ -54,7 +55,14 @@ impl GatewayBuilder {
             routes_setting: vec![],
             admin: vec![],
             layout: Layout::Plain,
+            grants_file: None,
         }
+    }
+
+    /// Grants from this grants file (`source = "file"`) instead of an API.
+    pub fn grants_file(mut self, text: &str) -> Self {
+        self.grants_file = Some(text.into());
+        self
     }
 
     /// A line under `[admin]`.
@@ -126,17 +134,24 @@ impl GatewayBuilder {
     /// The main config text.
     pub fn config_text(&self) -> String {
         let join = |v: &[String]| v.join("\n");
+        let source = match &self.grants_file {
+            Some(_) => "source = \"file\"\nfile = \"grants.toml\"".to_string(),
+            None => format!(
+                "source = \"http\"\nurl = \"{}\"\n{}",
+                self.grants_url,
+                join(&self.grants)
+            ),
+        };
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n\n[upstreams.default]\nurl = \"{}\"\n{}\n\n\
-             [auth]\n{}\n\n[grants]\nsource = \"http\"\nurl = \"{}\"\n{}\n\n[grants.cache]\n{}\n\n[routes]\nfile = \"routes.toml\"\n{}\n\n\
+             [auth]\n{}\n\n[grants]\n{}\n\n[grants.cache]\n{}\n\n[routes]\nfile = \"routes.toml\"\n{}\n\n\
              [log]\nlevel = \"info\"\naccess_log = true\n\n{}\n",
             join(&self.server),
             join(&self.admin),
             self.backend,
             join(&self.upstream),
             join(&self.auth),
-            self.grants_url,
-            join(&self.grants),
+            source,
             join(&self.cache),
             join(&self.routes_setting),
             join(&self.more),
@@ -148,6 +163,9 @@ impl GatewayBuilder {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("permgate.toml");
         std::fs::write(&config_path, self.config_text()).unwrap();
+        if let Some(g) = &self.grants_file {
+            std::fs::write(dir.path().join("grants.toml"), g).unwrap();
+        }
         match self.layout {
             Layout::Plain => std::fs::write(dir.path().join("routes.toml"), &self.routes).unwrap(),
             Layout::ConfigMap => {

@@ -89,24 +89,22 @@ pub fn prepare<'p>(
     path: &'p str,
     headers: &HeaderMap,
 ) -> Result<Cow<'p, str>, BadRequest> {
-    for name in METHOD_OVERRIDE_HEADERS {
-        if headers.contains_key(name) {
-            return Err(BadRequest::MethodOverride(name));
+    // One pass over the header names. CGI-style backends (Rack on Puma,
+    // uWSGI, …) map `-` and `_` to the same variable, so
+    // `X_HTTP_METHOD_OVERRIDE` counts too.
+    for name in headers.keys() {
+        let n = name.as_str().as_bytes();
+        if !matches!(n.len(), 13 | 17 | 22) || n[0] != b'x' {
+            continue;
         }
-    }
-    // CGI-style backends (Rack on Puma, uWSGI, …) map `-` and `_` in header
-    // names to the same variable: `X_HTTP_METHOD_OVERRIDE` is the override too.
-    for name in headers.keys().map(|n| n.as_str()) {
-        if name.contains('_') {
-            let same = |h: &str| {
-                h.len() == name.len()
-                    && h.bytes()
-                        .zip(name.bytes())
-                        .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
-            };
-            if let Some(h) = METHOD_OVERRIDE_HEADERS.into_iter().find(|h| same(h)) {
-                return Err(BadRequest::MethodOverride(h));
-            }
+        let same = |h: &str| {
+            h.len() == n.len()
+                && h.bytes()
+                    .zip(n)
+                    .all(|(a, &b)| a == b || (a == b'-' && b == b'_'))
+        };
+        if let Some(h) = METHOD_OVERRIDE_HEADERS.into_iter().find(|h| same(h)) {
+            return Err(BadRequest::MethodOverride(h));
         }
     }
     if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {

@@ -115,6 +115,21 @@ pub fn normalize<'a>(
     if bytes.first() != Some(&b'/') {
         return Err(PathRejection::NotOriginForm);
     }
+    if is_already_canonical(bytes, opts) {
+        return Ok(Cow::Borrowed(path));
+    }
+    normalize_full(path, opts)
+}
+
+/// The full pass of [`normalize`], without the fast path.
+fn normalize_full<'a>(
+    path: &'a str,
+    opts: &NormalizeOptions,
+) -> Result<Cow<'a, str>, PathRejection> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathRejection::NotOriginForm);
+    }
     let mut out = Emitter::new(bytes);
     out.push(b'/');
     let mut body = &bytes[1..];
@@ -171,6 +186,71 @@ pub fn canonical_segment(seg: &str, opts: &NormalizeOptions) -> Result<String, P
     let mut out = Emitter::new(seg.as_bytes());
     canonical_segment_into(seg.as_bytes(), opts, &mut out)?;
     Ok(out.finish().into_owned())
+}
+
+/// Bytes the full pass would copy unchanged in every profile: unreserved
+/// characters, the sub-delims other than `;`, `:`, `@` and `/`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// The common case in one scan: a path of plain bytes with no empty, `.` or
+/// `..` segment, no trailing slash to drop and no upper case to fold is its
+/// own canonical form. Anything else takes the full pass (which also gives
+/// the same answer for these paths; a property test checks that).
+fn is_already_canonical(bytes: &[u8], opts: &NormalizeOptions) -> bool {
+    let mut seg_start = 1;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        if !PLAIN[usize::from(b)] || (opts.case_insensitive && b.is_ascii_uppercase()) {
+            return false;
+        }
+        if b == b'/' {
+            if !segment_is_plain(&bytes[seg_start..i], opts) {
+                return false;
+            }
+            seg_start = i + 1;
+        }
+    }
+    let last = &bytes[seg_start..];
+    if last.is_empty() {
+        // A trailing slash (or the root): kept unless `ignore` drops it.
+        return bytes.len() == 1 || opts.trailing_slash == TrailingSlash::Strict;
+    }
+    segment_is_plain(last, opts)
+}
+
+fn segment_is_plain(seg: &[u8], opts: &NormalizeOptions) -> bool {
+    match seg {
+        b"." | b".." => false,
+        b"" => !opts.merge_slashes,
+        _ => true,
+    }
 }
 
 /// Whether a byte may stand raw in a canonical path segment: RFC 3986

@@ -8,20 +8,18 @@
 //! goes on for `drain_delay`, then accepting stops and in-flight requests get
 //! `shutdown_timeout` to finish.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 
 use crate::gateway::{Gateway, Worker};
+
+mod connection;
 
 /// Already-bound listeners for [`run`].
 pub struct Listeners {
@@ -159,8 +157,8 @@ async fn serve_worker(
             return;
         }
     };
+    let protocols = Arc::new(connection::Protocols::new(&worker.shared.config.server));
     let worker = Arc::new(worker);
-    let builder = Arc::new(connection_builder(&worker));
     let open = Arc::new(Open::default());
     loop {
         let permit = tokio::select! {
@@ -180,9 +178,9 @@ async fn serve_worker(
             _ = stop.changed() => break,
         };
         let guard = open.enter();
-        let conn = serve_connection(
+        let conn = connection::serve(
             Arc::clone(&worker),
-            Arc::clone(&builder),
+            Arc::clone(&protocols),
             stream,
             peer,
             stop.clone(),
@@ -202,48 +200,5 @@ async fn serve_worker(
             open = open.count.load(Ordering::SeqCst),
             "shutdown_timeout reached; closing connections"
         );
-    }
-}
-
-fn connection_builder(worker: &Worker) -> auto::Builder<TokioExecutor> {
-    let server = &worker.shared.config.server;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(server.request_header_timeout)
-        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024) + 8 * 1024)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server.max_header_bytes * 2).unwrap_or(u32::MAX));
-    builder
-}
-
-async fn serve_connection(
-    worker: Arc<Worker>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| {
-        let worker = Arc::clone(&worker);
-        async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, peer, req).await) }
-    });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, client = %peer, "connection ended with an error");
-            }
-        }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
     }
 }

@@ -86,6 +86,7 @@ where
         mut req: Request<B>,
         timeout: Duration,
     ) -> Result<Response<PooledBody<B>>, TransportError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut reuse_attempts = 0;
         loop {
             let (mut sender, reused) = match self.take_idle() {
@@ -94,14 +95,21 @@ where
             };
             if reused {
                 reuse_attempts += 1;
-                let ready = tokio::time::timeout(self.connect_timeout, sender.ready()).await;
-                if !matches!(ready, Ok(Ok(()))) {
-                    continue;
-                }
             }
-            let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
-            match sent {
+            // One timer for waiting on a pooled connection and for the answer.
+            let exchange = async {
+                if reused && sender.ready().await.is_err() {
+                    // Closed while idle: the request goes back untouched.
+                    return Err(req);
+                }
+                Ok(sender.try_send_request(req).await)
+            };
+            let sent = match tokio::time::timeout_at(deadline, exchange).await {
                 Err(_) => return Err(TransportError::Timeout),
+                Ok(sent) => sent,
+            };
+            match sent {
+                Err(unsent) => req = unsent,
                 Ok(Ok(resp)) => {
                     let pool = Arc::clone(self);
                     return Ok(resp.map(|body| PooledBody {

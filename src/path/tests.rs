@@ -313,6 +313,15 @@ fn options() -> impl Strategy<Value = NormalizeOptions> {
 
 proptest! {
     #[test]
+    fn the_fast_path_agrees_with_the_full_pass(p in path(), o in options()) {
+        if is_already_canonical(p.as_bytes(), &o) {
+            let full = normalize_full(&p, &o);
+            prop_assert_eq!(full.as_deref(), Ok(p.as_str()));
+        }
+        prop_assert_eq!(normalize(&p, &o), normalize_full(&p, &o));
+    }
+
+    #[test]
     fn normalization_is_idempotent(p in path(), o in options()) {
         if let Ok(once) = normalize(&p, &o) {
             let twice = normalize(&once, &o);

@@ -1,7 +1,6 @@
 //! Forwarding a permitted request to its upstream (SPEC §7).
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -27,8 +26,8 @@ pub struct UpstreamRequest<'a> {
     pub path: &'a Cow<'a, str>,
     /// The resolved subject, if grants were resolved.
     pub subject: Option<&'a str>,
-    /// The client's address.
-    pub peer: SocketAddr,
+    /// The client.
+    pub client: &'a super::Client,
     /// The request id.
     pub request_id: &'a HeaderValue,
 }
@@ -52,7 +51,7 @@ pub async fn forward(
         body,
         path,
         subject,
-        peer,
+        client,
         request_id,
     } = req;
     let Parts {
@@ -89,7 +88,7 @@ pub async fn forward(
     set_forwarded(
         &mut headers,
         &shared.config.server,
-        peer,
+        client,
         client_host.as_ref(),
     );
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
@@ -144,21 +143,22 @@ fn upstream_target(uri: &Uri, path: &str) -> Option<Uri> {
     Uri::from_maybe_shared(Bytes::from(s)).ok()
 }
 
-/// `X-Forwarded-For` gets the peer appended. `X-Forwarded-Proto` and
+/// `X-Forwarded-For` gets the client appended. `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` are set, unless a trusted proxy already set them.
 fn set_forwarded(
     headers: &mut HeaderMap,
     server: &ServerConfig,
-    peer: SocketAddr,
+    client: &super::Client,
     host: Option<&HeaderValue>,
 ) {
-    let trusted = server
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&peer.ip()));
-    let mut buf = [0u8; 64];
-    let ip = format_ip(&peer, &mut buf);
-    append_forwarded_for(headers, ip);
+    append_forwarded_for(headers, &client.ip);
+    let sent_by_client =
+        headers.contains_key(&X_FORWARDED_PROTO) || headers.contains_key(&X_FORWARDED_HOST);
+    let trusted = sent_by_client
+        && server
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&client.addr.ip()));
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
@@ -172,14 +172,6 @@ fn set_forwarded(
             }
         }
     }
-}
-
-fn format_ip<'b>(peer: &SocketAddr, buf: &'b mut [u8; 64]) -> &'b str {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cursor, "{}", peer.ip());
-    let n = cursor.position() as usize;
-    std::str::from_utf8(&buf[..n]).unwrap_or("")
 }
 
 /// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 wants one.

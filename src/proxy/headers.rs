@@ -23,6 +23,10 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes hop-by-hop headers and every header that `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names; most messages carry none of these.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -42,12 +46,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Appends `addr` to `X-Forwarded-For`, folding earlier lines into one.
-pub fn append_forwarded_for(headers: &mut HeaderMap, addr: &str) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let mut all = headers.get_all(&name).iter();
+pub fn append_forwarded_for(headers: &mut HeaderMap, addr: &HeaderValue) {
+    let name = &X_FORWARDED_FOR;
+    let mut all = headers.get_all(name).iter();
     let value = match (all.next(), all.next()) {
-        (None, _) => HeaderValue::from_str(addr).ok(),
+        (None, _) => Some(addr.clone()),
         (Some(one), None) => join_values([one], addr),
         (Some(first), Some(second)) => {
             let lines: Vec<HeaderValue> = [first, second].into_iter().chain(all).cloned().collect();
@@ -61,7 +67,7 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, addr: &str) {
 
 fn join_values<'a>(
     lines: impl IntoIterator<Item = &'a HeaderValue>,
-    addr: &str,
+    addr: &HeaderValue,
 ) -> Option<HeaderValue> {
     let mut bytes = Vec::with_capacity(64);
     for line in lines {
@@ -101,10 +107,10 @@ mod tests {
     #[test]
     fn forwarded_for_appends_and_folds() {
         let mut h = HeaderMap::new();
-        append_forwarded_for(&mut h, "10.0.0.9");
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.9"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
-        append_forwarded_for(&mut h, "10.0.0.10");
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.10"));
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(h["x-forwarded-for"], "10.0.0.9, 1.1.1.1, 10.0.0.10");
     }

@@ -27,6 +27,23 @@ use crate::gateway::{Snapshot, Worker};
 use crate::grants::{Answer, Credentials};
 use crate::telemetry::AccessRecord;
 
+/// The client of a connection.
+pub struct Client {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its IP, formatted once per connection for `X-Forwarded-For`.
+    pub ip: HeaderValue,
+}
+
+impl Client {
+    /// The client at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip }
+    }
+}
+
 /// What the access log records about a request besides its status.
 #[derive(Default)]
 struct Outcome<'s> {
@@ -35,10 +52,10 @@ struct Outcome<'s> {
     subject: Option<Arc<Grants>>,
 }
 
-/// Handles one request from a client at `peer`.
+/// Handles one request from `client`.
 pub async fn handle(
     worker: &Worker,
-    peer: SocketAddr,
+    client: &Client,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -47,16 +64,16 @@ pub async fn handle(
     let request_id = shared.request_ids.for_request(req.headers());
     let method = req.method().clone();
     let mut outcome = Outcome::default();
-    let response = match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await
-    {
-        Ok(resp) => resp,
-        Err(refusal) => {
-            if outcome.decision.is_empty() {
-                outcome.decision = refusal.label();
+    let response =
+        match handle_inner(worker, &snapshot, client, &request_id, req, &mut outcome).await {
+            Ok(resp) => resp,
+            Err(refusal) => {
+                if outcome.decision.is_empty() {
+                    outcome.decision = refusal.label();
+                }
+                refusal_response(&refusal, &request_id, &shared.config.auth.challenge)
             }
-            refusal_response(&refusal, &request_id, &shared.config.auth.challenge)
-        }
-    };
+        };
     if shared.config.log.access_log {
         crate::telemetry::access(&AccessRecord {
             request_id: &request_id,
@@ -66,7 +83,7 @@ pub async fn handle(
             status: response.status().as_u16(),
             elapsed: started.elapsed(),
             subject: outcome.subject.as_deref().map(|g| &*g.subject),
-            client: peer,
+            client: client.addr,
         });
     }
     response
@@ -76,7 +93,7 @@ pub async fn handle(
 async fn handle_inner<'s>(
     worker: &Worker,
     snapshot: &'s Snapshot,
-    peer: SocketAddr,
+    client: &Client,
     request_id: &HeaderValue,
     req: Request<Incoming>,
     outcome: &mut Outcome<'s>,
@@ -155,7 +172,7 @@ async fn handle_inner<'s>(
         body,
         path: &path,
         subject: grants.as_deref().map(|g| &*g.subject),
-        peer,
+        client,
         request_id,
     };
     forward::forward(worker, permit, target.upstream(), request).await

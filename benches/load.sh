@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Load test of permgate on loopback: direct to the backend, permgate with
+# grants cached, and permgate asking the permission API on every request.
+# Prints requests/s, p50 and p99 for each. Installs nothing; stops every
+# server it started (by PID) when it ends.
+#
+#   benches/load.sh [-c CONNS] [-d SECONDS] [--no-pin]
+#
+# Needs: wrk (apt-get install wrk), taskset (util-linux) unless --no-pin,
+# and cargo. Ports 19180-19184 on 127.0.0.1 must be free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=32 DURATION=8 PIN=1
+while (($#)); do
+  case "$1" in
+    -c) CONNS=$2; shift 2 ;;
+    -d) DURATION=$2; shift 2 ;;
+    --no-pin) PIN=0; shift ;;
+    *) echo "usage: $0 [-c CONNS] [-d SECONDS] [--no-pin]" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+command -v wrk >/dev/null || missing+=("wrk (apt-get install wrk)")
+command -v cargo >/dev/null || missing+=("cargo")
+((PIN)) && ! command -v taskset >/dev/null && missing+=("taskset (apt-get install util-linux), or pass --no-pin")
+if ((${#missing[@]})); then
+  printf 'missing: %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+
+HOST=127.0.0.1 BACKEND=19180 GRANTS=19181 CACHED=19182 UNCACHED=19183
+for p in $BACKEND $GRANTS $CACHED $UNCACHED 19184 19185; do
+  if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
+done
+
+cargo build --release --quiet --bin permgate --example bench_upstream
+if ((PIN)); then SERVERS=(taskset -c 1) LOADGEN=(taskset -c 0); else SERVERS=() LOADGEN=(); fi
+
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+"${SERVERS[@]}" target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
+PIDS+=($!)
+
+cat >"$DIR/routes.toml" <<ROUTES
+default = "deny"
+[[route]]
+name = "credentials.get"
+methods = ["GET"]
+path = "/api/v2/integrations/credentials/{id}"
+require = ["bench:item:view"]
+ROUTES
+
+start_permgate() { # name port admin-port ttl
+  cat >"$DIR/$1.toml" <<CONFIG
+[server]
+listen = "$HOST:$2"
+workers = 1
+[admin]
+listen = "$HOST:$3"
+[upstreams.default]
+url = "http://$HOST:$BACKEND"
+[grants]
+source = "http"
+url = "http://$HOST:$GRANTS/grants"
+[grants.cache]
+ttl = "$4"
+[routes]
+file = "routes.toml"
+[log]
+access_log = false
+level = "warn"
+CONFIG
+  "${SERVERS[@]}" target/release/permgate run --config "$DIR/$1.toml" &
+  PIDS+=($!)
+}
+start_permgate cached $CACHED 19184 60s
+start_permgate uncached $UNCACHED 19185 0s
+
+wait_port() {
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing listens on $1" >&2; exit 1
+}
+for p in $BACKEND $GRANTS $CACHED $UNCACHED; do wait_port "$p"; done
+
+PATH_Q=/api/v2/integrations/credentials/42
+printf '%-18s %6s %10s %9s %9s\n' setup conns req/s p50 p99
+for setup in "direct:$BACKEND" "permgate:$CACHED" "permgate-nocache:$UNCACHED"; do
+  name=${setup%%:*} port=${setup##*:}
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer bench-token' "http://$HOST:$port$PATH_Q" || true)
+  [[ $status == 200 ]] || { echo "$name answered $status, not 200" >&2; exit 1; }
+  "${LOADGEN[@]}" wrk -t1 -c"$CONNS" -d1s -H 'Authorization: Bearer bench-token' "http://$HOST:$port$PATH_Q" >/dev/null
+  out=$("${LOADGEN[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Authorization: Bearer bench-token' "http://$HOST:$port$PATH_Q")
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  printf '%-18s %6s %10s %9s %9s\n' "$name" "$CONNS" "$rps" "$p50" "$p99"
+done

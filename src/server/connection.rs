@@ -1,0 +1,126 @@
+//! One client connection: HTTP/1.1, or HTTP/2 when it opens with the
+//! HTTP/2 preface (prior knowledge).
+//!
+//! The protocol is told from the first bytes with `peek`, so each protocol
+//! is served on the bare stream, without a rewinding wrapper on every read.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::config::ServerConfig;
+use crate::gateway::Worker;
+use crate::proxy::Client;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Connection settings of both protocols, built once per worker.
+pub struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    header_timeout: Duration,
+}
+
+impl Protocols {
+    /// Settings from `[server]`.
+    pub fn new(server: &ServerConfig) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(server.request_header_timeout)
+            // Headers up to twice the limit reach the handler, which answers
+            // a JSON 431; larger ones get hyper's bare 431.
+            .max_buf_size((server.max_header_bytes * 2).max(16 * 1024) + 8 * 1024)
+            .keep_alive(true);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(server.max_header_bytes * 2).unwrap_or(u32::MAX));
+        Self {
+            h1,
+            h2,
+            header_timeout: server.request_header_timeout,
+        }
+    }
+}
+
+/// Serves one connection until it ends, or gracefully once `stop` turns true.
+pub async fn serve(
+    worker: Arc<Worker>,
+    protocols: Arc<Protocols>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let is_h2 = match tokio::time::timeout(protocols.header_timeout, opens_with_h2_preface(&stream))
+        .await
+    {
+        Ok(Ok(Some(h2))) => h2,
+        // Closed, failed, or silent for request_header_timeout.
+        _ => return,
+    };
+    let client = Arc::new(Client::new(peer));
+    let service = service_fn(move |req| {
+        let worker = Arc::clone(&worker);
+        let client = Arc::clone(&client);
+        async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, &client, req).await) }
+    });
+    let io = TokioIo::new(stream);
+    let result = if is_h2 {
+        let conn = protocols.h2.serve_connection(io, service);
+        drive(conn, |c| c.graceful_shutdown(), &mut stop).await
+    } else {
+        let conn = protocols.h1.serve_connection(io, service);
+        drive(conn, |c| c.graceful_shutdown(), &mut stop).await
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, client = %peer, "connection ended with an error");
+    }
+}
+
+/// `Some(true)` for HTTP/2, `Some(false)` for anything else, `None` if the
+/// peer closed before sending a byte.
+async fn opens_with_h2_preface(stream: &TcpStream) -> std::io::Result<Option<bool>> {
+    let mut buf = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if !H2_PREFACE.starts_with(&buf[..n]) {
+            return Ok(Some(false));
+        }
+        if n >= H2_PREFACE.len() {
+            return Ok(Some(true));
+        }
+        // A strict prefix of the preface ("P", "PRI * HT"…): more bytes are
+        // on the way. `peek` would return at once with the same bytes, so
+        // wait a little (bounded by the caller's header timeout).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Drives `conn` to its end; once `stop` turns true, asks it to finish
+/// gracefully (`shut_down`) and waits for that.
+async fn drive<C: Future>(
+    conn: C,
+    shut_down: impl FnOnce(Pin<&mut C>),
+    stop: &mut watch::Receiver<bool>,
+) -> C::Output {
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => res,
+        _ = stop.changed() => {
+            shut_down(conn.as_mut());
+            conn.await
+        }
+    }
+}

@@ -132,7 +132,7 @@ fn cache_hit(c: &mut Criterion) {
         allow,
         deny,
     }));
-    let key = [7u8; 32];
+    let key = 7u128;
     let fill = answer.clone();
     let _ = rt.block_on(cache.get_or_fetch(key, async move {
         Ok(Fetched {

@@ -41,4 +41,10 @@ pub mod telemetry;
 pub mod transport;
 
 pub use gateway::Gateway;
+
+/// mimalloc: in measurements (`examples/cache_memory.rs`) it stores a cached
+/// credential in about 100 bytes less than the system allocator, which puts
+/// 100,000 cached credentials under the 64 MiB budget.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use server::{Listeners, run};

@@ -10,7 +10,9 @@
 //! * [`PermissionSet`] holds a caller's grants or denies and answers
 //!   [`PermissionSet::check`] for one requirement.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 /// Whether `b` may appear in a token (`[A-Za-z0-9_.-]`).
 #[inline]
@@ -76,9 +78,88 @@ impl fmt::Display for PermissionError {
 
 impl std::error::Error for PermissionError {}
 
-/// A grant or deny, validated and stored in lower case.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Permission(Box<str>);
+/// A grant or deny, validated and stored in lower case, split into its
+/// parts once. Clones share one allocation, and [`Permission::parse`]
+/// hands out the same allocation for the same permission (the grant sets of
+/// many callers hold the same few permissions).
+#[derive(Clone)]
+pub struct Permission(Arc<Parsed>);
+
+struct Parsed {
+    /// The whole permission, lower case.
+    text: Box<str>,
+    parts: Box<[Part]>,
+}
+
+/// One part of a [`Permission`].
+enum Part {
+    /// `*`, alone or in a list: any token.
+    Any,
+    /// One token, lower case.
+    One(Box<str>),
+    /// A `,` list of tokens, lower case.
+    Many(Box<[Box<str>]>),
+}
+
+impl Part {
+    fn of(text: &str) -> Part {
+        let tokens: Vec<&str> = text.split(',').collect();
+        if tokens.contains(&"*") {
+            Part::Any
+        } else if tokens.len() == 1 {
+            Part::One(text.into())
+        } else {
+            Part::Many(tokens.into_iter().map(Box::from).collect())
+        }
+    }
+
+    #[inline]
+    fn admits(&self, wanted: &str) -> bool {
+        match self {
+            Part::Any => true,
+            Part::One(t) => t.eq_ignore_ascii_case(wanted),
+            Part::Many(ts) => ts.iter().any(|t| t.eq_ignore_ascii_case(wanted)),
+        }
+    }
+}
+
+impl PartialEq for Permission {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text == other.0.text
+    }
+}
+
+impl Eq for Permission {}
+
+impl std::hash::Hash for Permission {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.text.hash(h);
+    }
+}
+
+/// Distinct permissions kept for sharing; past this many the table starts
+/// over (permissions already handed out stay valid, only sharing is lost).
+const INTERNED_MAX: usize = 100_000;
+
+static INTERNED: Mutex<Option<HashMap<Box<str>, Permission>>> = Mutex::new(None);
+
+/// The shared [`Permission`] for the lower-case, validated `text`.
+fn intern(text: String) -> Permission {
+    let mut table = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
+    let table = table.get_or_insert_with(HashMap::new);
+    if let Some(p) = table.get(text.as_str()) {
+        return p.clone();
+    }
+    if table.len() >= INTERNED_MAX {
+        table.clear();
+    }
+    let perm = Permission(Arc::new(Parsed {
+        parts: text.split(':').map(Part::of).collect(),
+        text: text.into_boxed_str(),
+    }));
+    table.insert(perm.0.text.clone(), perm.clone());
+    perm
+}
 
 impl Permission {
     /// Parses a permission; `*` tokens and `,` lists are allowed.
@@ -113,12 +194,12 @@ impl Permission {
                 offset += token.len() + 1;
             }
         }
-        Ok(Self(s.to_ascii_lowercase().into_boxed_str()))
+        Ok(intern(s.to_ascii_lowercase()))
     }
 
     /// The permission in its stored (lower-case) form.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.0.text
     }
 
     /// Whether this permission implies the concrete requirement whose parts
@@ -128,33 +209,30 @@ impl Permission {
     /// requirement's token. A permission with fewer parts implies everything
     /// below it; one with more parts implies only if the extra parts are `*`.
     pub fn implies<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> bool {
-        let mut mine = self.0.split(':');
+        let mut mine = self.0.parts.iter();
         for wanted in parts {
             match mine.next() {
                 None => return true,
                 Some(part) => {
-                    if !part
-                        .split(',')
-                        .any(|t| t == "*" || t.eq_ignore_ascii_case(wanted))
-                    {
+                    if !part.admits(wanted) {
                         return false;
                     }
                 }
             }
         }
-        mine.all(|part| part.split(',').any(|t| t == "*"))
+        mine.all(|part| matches!(part, Part::Any))
     }
 }
 
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.0.text)
     }
 }
 
 impl fmt::Debug for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Permission({})", self.0)
+        write!(f, "Permission({})", self.0.text)
     }
 }
 

@@ -134,6 +134,7 @@ where
                 .map_err(TransportError::Connect)?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(TransportError::Http)?;

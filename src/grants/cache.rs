@@ -7,7 +7,6 @@
 //! key is kept that long in a second cache and used only if a fetch fails.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -17,23 +16,20 @@ use super::credentials::CacheKey;
 use super::{Answer, Fetched, Unavailable};
 use crate::config::CacheConfig;
 
-/// A cached answer.
+/// A cached answer. Kept by value: moka stores values in shared entries of
+/// its own, and a clone is an `Arc` bump.
+#[derive(Clone)]
 struct Entry {
     answer: Answer,
-    ttl: Duration,
-    fetched_at: Instant,
+    /// How long this entry lives, in milliseconds (small: one per credential).
+    ttl_ms: u32,
 }
 
 struct EntryTtl;
 
-impl Expiry<CacheKey, Arc<Entry>> for EntryTtl {
-    fn expire_after_create(
-        &self,
-        _: &CacheKey,
-        entry: &Arc<Entry>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
+impl Expiry<CacheKey, Entry> for EntryTtl {
+    fn expire_after_create(&self, _: &CacheKey, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(Duration::from_millis(u64::from(entry.ttl_ms)))
     }
 }
 
@@ -52,8 +48,10 @@ pub enum CacheOutcome {
 #[derive(Clone)]
 pub struct GrantCache {
     config: CacheConfig,
-    fresh: Option<Cache<CacheKey, Arc<Entry>>>,
-    last_good: Option<Cache<CacheKey, Arc<Entry>>>,
+    fresh: Option<Cache<CacheKey, Entry>>,
+    /// Last good answers; the cache's time-to-live is `stale_if_error`, so
+    /// whatever it returns is at most that old.
+    last_good: Option<Cache<CacheKey, Answer>>,
 }
 
 impl GrantCache {
@@ -99,13 +97,12 @@ impl GrantCache {
                     .map_or(self.config.ttl, |age| age.min(self.config.ttl)),
                 Answer::Rejected => self.config.negative_ttl,
             };
-            let entry = Arc::new(Entry {
+            let entry = Entry {
                 answer: fetched.answer,
-                ttl,
-                fetched_at: Instant::now(),
-            });
+                ttl_ms: u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX),
+            };
             if let (Some(last_good), Answer::Granted(_)) = (&self.last_good, &entry.answer) {
-                last_good.insert(key, Arc::clone(&entry)).await;
+                last_good.insert(key, entry.answer.clone()).await;
             }
             Ok::<_, Unavailable>(entry)
         };
@@ -116,14 +113,12 @@ impl GrantCache {
                 } else {
                     CacheOutcome::Hit
                 };
-                (Ok(e.into_value().answer.clone()), outcome)
+                (Ok(e.into_value().answer), outcome)
             }
             Err(err) => {
                 if let Some(last_good) = &self.last_good {
-                    if let Some(e) = last_good.get(&key).await {
-                        if e.fetched_at.elapsed() <= self.config.stale_if_error {
-                            return (Ok(e.answer.clone()), CacheOutcome::Stale);
-                        }
+                    if let Some(answer) = last_good.get(&key).await {
+                        return (Ok(answer), CacheOutcome::Stale);
                     }
                 }
                 (Err((*err).clone()), CacheOutcome::Miss)
@@ -133,7 +128,10 @@ impl GrantCache {
 
     /// Empties the cache, including last good answers.
     pub fn purge(&self) {
-        for c in [&self.fresh, &self.last_good].into_iter().flatten() {
+        if let Some(c) = &self.fresh {
+            c.invalidate_all();
+        }
+        if let Some(c) = &self.last_good {
             c.invalidate_all();
         }
     }
@@ -145,7 +143,10 @@ impl GrantCache {
 
     /// Runs pending housekeeping (evictions) now; for tests and measurements.
     pub async fn sync(&self) {
-        for c in [&self.fresh, &self.last_good].into_iter().flatten() {
+        if let Some(c) = &self.fresh {
+            c.run_pending_tasks().await;
+        }
+        if let Some(c) = &self.last_good {
             c.run_pending_tasks().await;
         }
     }

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 fn p(s: &str) -> Permission {
     Permission::parse(s).unwrap()
@@ -161,6 +162,15 @@ fn parse_rejects_malformed_permissions() {
         Err(PermissionError::InvalidChar { ch: 'é', .. })
     ));
     assert!(Permission::parse("a-b_c.d:*:x,y").is_ok());
+}
+
+#[test]
+fn equal_permissions_share_one_allocation() {
+    let a = p("Integrations:Integration:VIEW");
+    let b = p("integrations:integration:view");
+    assert_eq!(a, b);
+    assert!(Arc::ptr_eq(&a.0, &b.0), "interned");
+    assert_ne!(a, p("integrations:integration:edit"));
 }
 
 #[test]

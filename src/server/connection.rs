@@ -39,7 +39,8 @@ impl Protocols {
             // Headers up to twice the limit reach the handler, which answers
             // a JSON 431; larger ones get hyper's bare 431.
             .max_buf_size((server.max_header_bytes * 2).max(16 * 1024) + 8 * 1024)
-            .keep_alive(true);
+            .keep_alive(true)
+            .writev(false);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(server.max_header_bytes * 2).unwrap_or(u32::MAX));

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderMap, HeaderValue};
 
+static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// Longest client-sent request id that is kept.
 pub const MAX_LEN: usize = 128;
 
@@ -37,7 +39,7 @@ impl RequestIds {
     /// The client's id when it is at most 128 visible ASCII characters,
     /// else a new one.
     pub fn for_request(&self, headers: &HeaderMap) -> HeaderValue {
-        match headers.get("x-request-id") {
+        match headers.get(&X_REQUEST_ID) {
             Some(v) if is_acceptable(v) => v.clone(),
             _ => self.next(),
         }

@@ -45,6 +45,25 @@ impl<'r> Credentials<'r> {
         u128::from_le_bytes(first)
     }
 
+    /// [`Credentials::key`], reusing `memo`'s answer when the credential
+    /// headers are the ones of the previous request on the connection
+    /// (keep-alive clients send the same ones every time).
+    pub fn key_memo(&self, secret: &[u8; 32], salt: &[u8], memo: &KeyMemo) -> CacheKey {
+        let mut last = memo.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = last.as_ref() {
+            if m.salt == salt && m.values.iter().map(|(n, v)| (n, v)).eq(self.values()) {
+                return m.key;
+            }
+        }
+        let key = self.key(secret, salt);
+        *last = Some(Memo {
+            values: self.values().map(|(n, v)| (n.clone(), v.clone())).collect(),
+            salt: salt.to_vec(),
+            key,
+        });
+        key
+    }
+
     /// Every credential header and value, in configured order.
     pub fn values(&self) -> impl Iterator<Item = (&'r HeaderName, &'r http::HeaderValue)> + 'r {
         let headers = self.headers;
@@ -66,6 +85,16 @@ impl<'r> Credentials<'r> {
 /// Compares two secrets in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The last cache key computed on one connection, and what it was for.
+#[derive(Default)]
+pub struct KeyMemo(std::sync::Mutex<Option<Memo>>);
+
+struct Memo {
+    values: Vec<(HeaderName, http::HeaderValue)>,
+    salt: Vec<u8>,
+    key: CacheKey,
 }
 
 /// 32 random bytes for keying the cache hash.
@@ -153,6 +182,39 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn the_memo_gives_the_key_of_exactly_these_credentials() {
+        let names = [
+            http::header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ];
+        let memo = KeyMemo::default();
+        let s = [3u8; 32];
+        let key = |pairs: &[(&str, &str)], salt: &[u8]| {
+            let h = headers(pairs);
+            let c = Credentials::from_request(&h, &names).unwrap();
+            let memoized = c.key_memo(&s, salt, &memo);
+            assert_eq!(memoized, c.key(&s, salt), "{pairs:?}");
+            memoized
+        };
+        let a = key(&[("authorization", "Bearer a")], b"");
+        assert_eq!(key(&[("authorization", "Bearer a")], b""), a, "reused");
+        assert_ne!(key(&[("authorization", "Bearer b")], b""), a);
+        assert_ne!(
+            key(&[("x-api-key", "Bearer b")], b""),
+            a,
+            "same value, other header"
+        );
+        assert_ne!(key(&[("x-api-key", "Bearer b")], b"v2"), a, "other salt");
+        assert_ne!(
+            key(
+                &[("x-api-key", "Bearer b"), ("authorization", "Bearer a")],
+                b"v2"
+            ),
+            a
+        );
     }
 
     #[test]

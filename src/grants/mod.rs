@@ -20,7 +20,7 @@ use std::time::Duration;
 use ::http::HeaderValue;
 
 pub use cache::{CacheOutcome, GrantCache};
-pub use credentials::{CacheKey, Credentials, constant_time_eq, random_secret};
+pub use credentials::{CacheKey, Credentials, KeyMemo, constant_time_eq, random_secret};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
 pub use http::{HttpSource, max_age, parse_answer};
 
@@ -121,9 +121,10 @@ impl Resolver {
         creds: &Credentials<'_>,
         request_id: &HeaderValue,
         file: Option<&Arc<GrantsFile>>,
+        memo: &KeyMemo,
     ) -> Resolution {
         let salt = file.map_or(&b""[..], |f| f.sha256.as_bytes());
-        let key = creds.key(&self.secret, salt);
+        let key = creds.key_memo(&self.secret, salt, memo);
         let fetch = async {
             match (&self.source, file) {
                 (Source::Http(h), _) => h.fetch(creds, request_id).await,
@@ -170,11 +171,12 @@ mod tests {
         let names = [HeaderName::from_static("authorization")];
         let creds = Credentials::from_request(&headers, &names).unwrap();
         let id = HeaderValue::from_static("r");
-        let (first, how) = resolver.resolve(&creds, &id, Some(&file)).await;
+        let memo = KeyMemo::default();
+        let (first, how) = resolver.resolve(&creds, &id, Some(&file), &memo).await;
         assert!(matches!(first, Ok(Answer::Granted(_))));
         assert_eq!(how, CacheOutcome::Miss, "the first request pays for argon2");
         for _ in 0..3 {
-            let (again, how) = resolver.resolve(&creds, &id, Some(&file)).await;
+            let (again, how) = resolver.resolve(&creds, &id, Some(&file), &memo).await;
             assert!(matches!(again, Ok(Answer::Granted(_))));
             assert_eq!(how, CacheOutcome::Hit, "later ones do not");
         }

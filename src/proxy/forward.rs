@@ -65,26 +65,34 @@ pub async fn forward(
     let target = upstream_target(&uri, path.as_ref()).ok_or(Refusal::BadRequest(
         crate::decision::BadRequest::Path(crate::path::PathRejection::NotOriginForm),
     ))?;
-    let client_host = uri
+    // The host the client addressed: the URI authority (HTTP/2, absolute
+    // form) wins over the Host header.
+    let authority = uri
         .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .or_else(|| headers.get(header::HOST).cloned());
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
 
     strip_hop_by_hop(&mut headers);
-    headers.remove(header::EXPECT);
     if version == Version::HTTP_2 {
         join_cookies(&mut headers);
     }
     let auth = &shared.config.auth;
-    headers.remove(&auth.subject_header);
-    if let Some(subject) = subject.and_then(|s| HeaderValue::from_str(s).ok()) {
-        headers.insert(auth.subject_header.clone(), subject);
+    match subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+        // `insert` replaces every client-sent copy.
+        Some(v) => {
+            headers.insert(auth.subject_header.clone(), v);
+        }
+        None => {
+            headers.remove(&auth.subject_header);
+        }
     }
     if !auth.forward_credentials {
         for name in &auth.credential_headers {
             headers.remove(name);
         }
     }
+    let client_host = authority
+        .clone()
+        .or_else(|| headers.get(header::HOST).cloned());
     set_forwarded(
         &mut headers,
         &shared.config.server,
@@ -92,11 +100,15 @@ pub async fn forward(
         client_host.as_ref(),
     );
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-    let host = match (upstream.config.host_header, client_host) {
-        (HostHeader::Preserve, Some(h)) => h,
-        _ => upstream.config.origin.host.clone(),
-    };
-    headers.insert(header::HOST, host);
+    match (upstream.config.host_header, authority) {
+        (HostHeader::Preserve, Some(h)) => {
+            headers.insert(header::HOST, h);
+        }
+        (HostHeader::Preserve, None) if client_host.is_some() => {} // already there
+        _ => {
+            headers.insert(header::HOST, upstream.config.origin.host.clone());
+        }
+    }
 
     let mut out = Request::new(RequestBody::new(
         body,
@@ -145,30 +157,47 @@ fn upstream_target(uri: &Uri, path: &str) -> Option<Uri> {
 
 /// `X-Forwarded-For` gets the client appended. `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` are set, unless a trusted proxy already set them.
+/// One hashed lookup per header.
 fn set_forwarded(
     headers: &mut HeaderMap,
     server: &ServerConfig,
     client: &super::Client,
     host: Option<&HeaderValue>,
 ) {
+    use http::header::Entry;
     append_forwarded_for(headers, &client.ip);
-    let sent_by_client =
-        headers.contains_key(&X_FORWARDED_PROTO) || headers.contains_key(&X_FORWARDED_HOST);
-    let trusted = sent_by_client
-        && server
+    let trusted = || {
+        server
             .trusted_proxies
             .iter()
-            .any(|n| n.contains(&client.addr.ip()));
-    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
-    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host {
-            Some(h) => {
-                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            .any(|n| n.contains(&client.addr.ip()))
+    };
+    match headers.entry(&X_FORWARDED_PROTO) {
+        Entry::Vacant(v) => {
+            v.insert(HeaderValue::from_static("http"));
+        }
+        Entry::Occupied(mut o) => {
+            if !trusted() {
+                o.insert(HeaderValue::from_static("http"));
             }
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+    match headers.entry(&X_FORWARDED_HOST) {
+        Entry::Vacant(v) => {
+            if let Some(h) = host {
+                v.insert(h.clone());
+            }
+        }
+        Entry::Occupied(mut o) => {
+            if !trusted() {
+                match host {
+                    Some(h) => {
+                        o.insert(h.clone());
+                    }
+                    None => {
+                        o.remove_entry_mult();
+                    }
+                }
             }
         }
     }

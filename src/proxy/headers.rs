@@ -21,12 +21,17 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
-/// Removes hop-by-hop headers and every header that `Connection` names.
+/// Removes hop-by-hop headers, every header that `Connection` names, and
+/// `Expect` (the gateway answers `100-continue` itself).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names; most messages carry none of these.
-    if !headers.keys().any(is_hop_by_hop) {
+    if !headers
+        .keys()
+        .any(|n| is_hop_by_hop(n) || n == header::EXPECT)
+    {
         return;
     }
+    headers.remove(header::EXPECT);
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -50,6 +55,10 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Appends `addr` to `X-Forwarded-For`, folding earlier lines into one.
 pub fn append_forwarded_for(headers: &mut HeaderMap, addr: &HeaderValue) {
+    if let http::header::Entry::Vacant(v) = headers.entry(&X_FORWARDED_FOR) {
+        v.insert(addr.clone());
+        return;
+    }
     let name = &X_FORWARDED_FOR;
     let mut all = headers.get_all(name).iter();
     let value = match (all.next(), all.next()) {

@@ -33,6 +33,8 @@ pub struct Client {
     pub addr: SocketAddr,
     /// Its IP, formatted once per connection for `X-Forwarded-For`.
     pub ip: HeaderValue,
+    /// The cache key of the credentials last seen on this connection.
+    pub key_memo: crate::grants::KeyMemo,
 }
 
 impl Client {
@@ -40,7 +42,11 @@ impl Client {
     pub fn new(addr: SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { addr, ip }
+        Self {
+            addr,
+            ip,
+            key_memo: crate::grants::KeyMemo::default(),
+        }
     }
 }
 
@@ -127,7 +133,12 @@ async fn handle_inner<'s>(
                 Some(creds) => Some(
                     worker
                         .resolver
-                        .resolve(&creds, request_id, snapshot.grants.as_ref())
+                        .resolve(
+                            &creds,
+                            request_id,
+                            snapshot.grants.as_ref(),
+                            &client.key_memo,
+                        )
                         .await
                         .0,
                 ),

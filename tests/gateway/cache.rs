@@ -161,3 +161,39 @@ async fn stale_grants_are_not_used_outside_the_window() {
     assert_eq!(r.status, 503);
     assert!(backend.count() >= forwarded);
 }
+
+#[tokio::test]
+async fn alternating_credentials_on_one_connection_each_get_their_own_grants() {
+    use http_body_util::BodyExt;
+    let (backend, api, gw) = setup(&[]).await;
+    api.grant("reader", &["items"]);
+    api.grant("stranger", &["other"]);
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut statuses = Vec::new();
+    for token in [
+        "reader", "stranger", "reader", "reader", "stranger", "nobody", "reader",
+    ] {
+        let req = http::Request::get("/items/1")
+            .header("host", "x")
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        send.ready().await.unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        statuses.push(resp.status().as_u16());
+        resp.into_body().collect().await.unwrap();
+    }
+    assert_eq!(statuses, [200, 403, 200, 200, 403, 401, 200]);
+    assert_eq!(backend.count(), 4);
+    let subjects: Vec<String> = backend
+        .requests()
+        .iter()
+        .map(|r| r.header("x-authenticated-subject").unwrap())
+        .collect();
+    assert_eq!(subjects, ["reader"; 4]);
+}

@@ -5,6 +5,7 @@
 //! 401/403 mean the credential is rejected; anything else, a timeout, or an
 //! answer of the wrong shape means the API is unavailable.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct HttpSource {
     config: Arc<HttpGrantsConfig>,
+    pointers: Arc<Pointers>,
     pool: Arc<Http1Pool<Empty<Bytes>>>,
     uri: Uri,
 }
@@ -36,7 +38,13 @@ impl HttpSource {
     pub fn new(config: Arc<HttpGrantsConfig>) -> Self {
         let pool = Http1Pool::new(config.origin.connect_to.clone(), config.timeout);
         let uri = Uri::from(config.origin.path_and_query.clone());
-        Self { config, pool, uri }
+        let pointers = Arc::new(Pointers::new(&config));
+        Self {
+            config,
+            pointers,
+            pool,
+            uri,
+        }
     }
 
     /// Asks the permission API about `creds`.
@@ -79,7 +87,7 @@ impl HttpSource {
                 .await
                 .map_err(|e| Unavailable::Transport(format!("reading the answer: {e}")))?
                 .to_bytes();
-            let grants = parse_answer(&body, &self.config)?;
+            let grants = parse_answer_with(&body, &self.pointers)?;
             Ok(Fetched {
                 answer: Answer::Granted(Arc::new(grants)),
                 max_age,
@@ -91,56 +99,98 @@ impl HttpSource {
     }
 }
 
+/// The configured JSON pointers, split into unescaped tokens once.
+#[derive(Clone, Debug)]
+pub struct Pointers {
+    subject: (String, Vec<String>),
+    permissions: (String, Vec<String>),
+    deny: (String, Vec<String>),
+}
+
+impl Pointers {
+    /// Compiles the pointers of `config`.
+    pub fn new(config: &HttpGrantsConfig) -> Self {
+        let compile = |p: &str| {
+            let tokens = p
+                .split('/')
+                .skip(1)
+                .map(|t| t.replace("~1", "/").replace("~0", "~"))
+                .collect();
+            (p.to_string(), tokens)
+        };
+        Self {
+            subject: compile(&config.subject_pointer),
+            permissions: compile(&config.permissions_pointer),
+            deny: compile(&config.deny_pointer),
+        }
+    }
+
+    /// Whether all three name keys of the top-level object.
+    fn top_level(&self) -> bool {
+        [&self.subject, &self.permissions, &self.deny]
+            .iter()
+            .all(|(_, t)| t.len() == 1)
+    }
+}
+
+/// What an answer holds at the three pointers (`None`: absent or null).
+#[derive(Default)]
+struct Picked<'a> {
+    subject: Option<Cow<'a, str>>,
+    permissions: Option<Vec<Cow<'a, str>>>,
+    deny: Option<Vec<Cow<'a, str>>>,
+}
+
 /// Reads grants out of a 200 answer with the configured JSON pointers.
 ///
 /// Grants that are not valid permissions are skipped (they could only narrow
 /// access); an invalid deny makes the whole answer unusable, since skipping
 /// it would widen access.
 pub fn parse_answer(body: &[u8], config: &HttpGrantsConfig) -> Result<Grants, Unavailable> {
+    parse_answer_with(body, &Pointers::new(config))
+}
+
+/// [`parse_answer`] with pointers compiled once.
+pub fn parse_answer_with(body: &[u8], pointers: &Pointers) -> Result<Grants, Unavailable> {
     let broken = |m: String| Unavailable::BrokenAnswer(m);
-    let json: Value =
-        serde_json::from_slice(body).map_err(|e| broken(format!("invalid JSON: {e}")))?;
-    let strings = |pointer: &str, required: bool| -> Result<Vec<&str>, Unavailable> {
-        match json.pointer(pointer) {
-            None | Some(Value::Null) if !required => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| broken(format!("{pointer} has a non-string item")))
-                })
-                .collect(),
-            None => Err(broken(format!("{pointer} is missing"))),
-            Some(_) => Err(broken(format!("{pointer} is not an array of strings"))),
-        }
+    let value: Value;
+    let picked = if pointers.top_level() {
+        // One pass over the object, keeping only the three keys.
+        let seed = PickSeed(pointers);
+        let mut de = serde_json::Deserializer::from_slice(body);
+        serde::de::DeserializeSeed::deserialize(seed, &mut de)
+            .and_then(|p| de.end().map(|()| p))
+            .map_err(|e| broken(format!("invalid answer: {e}")))?
+    } else {
+        value = serde_json::from_slice(body).map_err(|e| broken(format!("invalid JSON: {e}")))?;
+        pick_from_value(&value, pointers)?
     };
-    let allow: PermissionSet = strings(&config.permissions_pointer, true)?
-        .into_iter()
+    let Some(permissions) = picked.permissions else {
+        return Err(broken(format!("{} is missing", pointers.permissions.0)));
+    };
+    let allow: PermissionSet = permissions
+        .iter()
         .filter_map(|p| match Permission::parse(p) {
             Ok(p) => Some(p),
             Err(e) => {
-                tracing::warn!(permission = p, error = %e, "permission API granted an invalid permission; ignored");
+                tracing::warn!(permission = %p, error = %e, "permission API granted an invalid permission; ignored");
                 None
             }
         })
         .collect();
-    let deny = strings(&config.deny_pointer, false)?
-        .into_iter()
+    let deny = picked
+        .deny
+        .unwrap_or_default()
+        .iter()
         .map(|p| Permission::parse(p).map_err(|e| broken(format!("invalid deny {p:?}: {e}"))))
         .collect::<Result<PermissionSet, _>>()?;
-    let subject = match json.pointer(&config.subject_pointer) {
-        None | Some(Value::Null) => "unknown",
-        Some(Value::String(s)) if is_header_safe(s) => s.as_str(),
-        Some(Value::String(_)) => {
+    let subject = match picked.subject {
+        None => "unknown".into(),
+        Some(s) if is_header_safe(&s) => s,
+        Some(_) => {
             return Err(broken(
                 "subject has characters a header cannot carry".into(),
             ));
-        }
-        Some(_) => {
-            return Err(broken(format!(
-                "{} is not a string",
-                config.subject_pointer
-            )));
         }
     };
     Ok(Grants {
@@ -148,6 +198,94 @@ pub fn parse_answer(body: &[u8], config: &HttpGrantsConfig) -> Result<Grants, Un
         allow,
         deny,
     })
+}
+
+/// Follows pointer tokens through a parsed answer.
+fn pick_from_value<'a>(json: &'a Value, pointers: &Pointers) -> Result<Picked<'a>, Unavailable> {
+    let at = |tokens: &[String]| -> Option<&'a Value> {
+        tokens.iter().try_fold(json, |v, t| match v {
+            Value::Object(m) => m.get(t.as_str()),
+            Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        })
+    };
+    let strings =
+        |(name, tokens): &(String, Vec<String>)| -> Result<Option<Vec<Cow<'a, str>>>, Unavailable> {
+            match at(tokens) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(Cow::Borrowed).ok_or_else(|| {
+                            Unavailable::BrokenAnswer(format!("{name} has a non-string item"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()
+                    .map(Some),
+                Some(_) => Err(Unavailable::BrokenAnswer(format!(
+                    "{name} is not an array of strings"
+                ))),
+            }
+        };
+    let subject = match at(&pointers.subject.1) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+        Some(_) => {
+            return Err(Unavailable::BrokenAnswer(format!(
+                "{} is not a string",
+                pointers.subject.0
+            )));
+        }
+    };
+    Ok(Picked {
+        subject,
+        permissions: strings(&pointers.permissions)?,
+        deny: strings(&pointers.deny)?,
+    })
+}
+
+/// Deserializes a top-level object, keeping the three configured keys.
+struct PickSeed<'p>(&'p Pointers);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PickSeed<'_> {
+    type Value = Picked<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Picked<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PickSeed<'_> {
+    type Value = Picked<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Picked<'de>, A::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(transparent)]
+        struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+        let p = self.0;
+        let mut picked = Picked::default();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let key = key.0;
+            if key == p.permissions.1[0] {
+                picked.permissions = map
+                    .next_value::<Option<Vec<Text<'de>>>>()?
+                    .map(|v| v.into_iter().map(|t| t.0).collect());
+            } else if key == p.deny.1[0] {
+                picked.deny = map
+                    .next_value::<Option<Vec<Text<'de>>>>()?
+                    .map(|v| v.into_iter().map(|t| t.0).collect());
+            } else if key == p.subject.1[0] {
+                picked.subject = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(picked)
+    }
 }
 
 /// Whether `s` can be sent as a header value unchanged: visible ASCII and spaces.
@@ -248,6 +386,39 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn nested_pointers_and_escapes() {
+        let mut c = config();
+        c.permissions_pointer = "/a~1b/0/list".into();
+        c.subject_pointer = "/who".into();
+        c.deny_pointer = "/no~0pe".into();
+        let g = parse_answer(br#"{"a/b":[{"list":["x:y"]}],"who":"w","no~pe":["z"]}"#, &c).unwrap();
+        assert_eq!((&*g.subject, g.allow.len(), g.deny.len()), ("w", 1, 1));
+        assert!(matches!(
+            parse_answer(br#"{"a/b":[{"list":"x"}]}"#, &c),
+            Err(Unavailable::BrokenAnswer(_))
+        ));
+        assert!(matches!(
+            parse_answer(br#"{"a/b":[]}"#, &c),
+            Err(Unavailable::BrokenAnswer(_))
+        ));
+    }
+
+    #[test]
+    fn escaped_strings_and_trailing_garbage() {
+        let g = parse_answer(
+            br#"{"subject":"alice","permissions":["a:b"],"extra":{"deep":[1,2]}}"#,
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(&*g.subject, "alice");
+        assert_eq!(g.allow.iter().next().unwrap().as_str(), "a:b");
+        assert!(matches!(
+            parse_answer(br#"{"permissions":[]} x"#, &config()),
+            Err(Unavailable::BrokenAnswer(_))
+        ));
     }
 
     #[test]

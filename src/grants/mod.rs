@@ -22,7 +22,7 @@ use ::http::HeaderValue;
 pub use cache::{CacheOutcome, GrantCache};
 pub use credentials::{CacheKey, Credentials, KeyMemo, constant_time_eq, random_secret};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
-pub use http::{HttpSource, max_age, parse_answer};
+pub use http::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
 
 use crate::decision::Grants;
 

@@ -149,13 +149,22 @@ fn cache_hit(c: &mut Criterion) {
     });
 }
 
-fn full_decision(c: &mut Criterion) {
+/// 20 grants whose last one is `needed` (the others are scanned first).
+fn grants_ending_with(needed: &str) -> Grants {
     let (allow, deny) = grants(20);
-    let grants = Grants {
+    Grants {
         subject: "bench".into(),
-        allow,
+        allow: allow
+            .iter()
+            .take(19)
+            .cloned()
+            .chain([Permission::parse(needed).expect("valid")])
+            .collect(),
         deny,
-    };
+    }
+}
+
+fn full_decision(c: &mut Criterion) {
     let headers = HeaderMap::new();
     let mut g = c.benchmark_group("decide");
     let mut cases = Vec::new();
@@ -164,23 +173,29 @@ fn full_decision(c: &mut Criterion) {
             format!("synthetic_{n}"),
             table(&common::synthetic_routes(n)),
             common::synthetic_path(n),
+            grants_ending_with(&common::synthetic_grant(n)),
         ));
     }
     cases.push((
         "genesys_3265".into(),
         table(&std::fs::read_to_string(common::genesys_file()).expect("genesys table")),
         "/api/v2/integrations/credentials/97f652b5-eb50-4989-9d99-9ed9d6cd5fed".into(),
+        grants_ending_with("integrations:integration:view"),
     ));
-    for (name, t, path) in &cases {
-        g.bench_function(name.as_str(), |b| {
-            b.iter(|| {
-                let normalized = decision::prepare(t, &Method::GET, black_box(path), &headers)
-                    .expect("accepted");
-                let routing = decision::routing_path(t, &normalized);
-                let target = Target::of(t, &Method::GET, &routing);
-                black_box(decision::authorize(&target, Caller::Known(&grants)))
-            })
-        });
+    for (name, t, path, grants) in &cases {
+        let decide = || {
+            let normalized =
+                decision::prepare(t, &Method::GET, black_box(path), &headers).expect("accepted");
+            let routing = decision::routing_path(t, &normalized);
+            let target = Target::of(t, &Method::GET, &routing);
+            decision::authorize(&target, Caller::Known(grants))
+        };
+        let first = decide();
+        assert!(
+            matches!(first, decision::Decision::Allow(_)),
+            "{name}: {first:?}"
+        );
+        g.bench_function(name.as_str(), |b| b.iter(|| black_box(decide())));
     }
     g.finish();
 }

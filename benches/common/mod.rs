@@ -29,9 +29,20 @@ pub fn synthetic_routes(n: usize) -> String {
     out
 }
 
-/// A GET path that the synthetic table of `n` routes matches with a
-/// parameter (the last resource's get route).
+/// The last resource whose four routes are all in a table of `n` routes.
+fn last_full_pair(n: usize) -> usize {
+    (n / 4).max(1) - 1
+}
+
+/// A GET path that the synthetic table of `n` routes matches with its
+/// `{id}` route (of the last complete resource).
 pub fn synthetic_path(n: usize) -> String {
-    let pair = (n.max(4) - 1) / 4;
+    let pair = last_full_pair(n);
     format!("/api/v2/s{}/r{}/8f14e45f", pair / 50, pair % 50)
+}
+
+/// A grant that allows [`synthetic_path`]`(n)`.
+pub fn synthetic_grant(n: usize) -> String {
+    let pair = last_full_pair(n);
+    format!("s{}:r{}:view", pair / 50, pair % 50)
 }

@@ -4,20 +4,25 @@
 # Prints requests/s, p50 and p99 for each. Installs nothing; stops every
 # server it started (by PID) when it ends.
 #
-#   benches/load.sh [-c CONNS] [-d SECONDS] [--no-pin]
+#   benches/load.sh [-c CONNS] [-d SECONDS] [--no-pin] [--reload]
+#
+# --reload adds a run of permgate (cached) while a loop swaps between two
+# 10,000-route tables with POST /admin/reload every second, to show the
+# latency a reload costs the requests in flight.
 #
 # Needs: wrk (apt-get install wrk), taskset (util-linux) unless --no-pin,
 # and cargo. Ports 19180-19184 on 127.0.0.1 must be free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONNS=32 DURATION=8 PIN=1
+CONNS=32 DURATION=8 PIN=1 RELOAD=0
 while (($#)); do
   case "$1" in
     -c) CONNS=$2; shift 2 ;;
     -d) DURATION=$2; shift 2 ;;
     --no-pin) PIN=0; shift ;;
-    *) echo "usage: $0 [-c CONNS] [-d SECONDS] [--no-pin]" >&2; exit 2 ;;
+    --reload) RELOAD=1; shift ;;
+    *) echo "usage: $0 [-c CONNS] [-d SECONDS] [--no-pin] [--reload]" >&2; exit 2 ;;
   esac
 done
 
@@ -74,7 +79,8 @@ url = "http://$HOST:$GRANTS/grants"
 [grants.cache]
 ttl = "$4"
 [routes]
-file = "routes.toml"
+file = "$1-routes.toml"
+watch = false
 [log]
 access_log = false
 level = "warn"
@@ -82,6 +88,8 @@ CONFIG
   "${SERVERS[@]}" target/release/permgate run --config "$DIR/$1.toml" &
   PIDS+=($!)
 }
+cp "$DIR/routes.toml" "$DIR/cached-routes.toml"
+cp "$DIR/routes.toml" "$DIR/uncached-routes.toml"
 start_permgate cached $CACHED 19184 60s
 start_permgate uncached $UNCACHED 19185 0s
 
@@ -91,10 +99,35 @@ wait_port() {
 }
 for p in $BACKEND $GRANTS $CACHED $UNCACHED; do wait_port "$p"; done
 
+# Two tables for --reload: the bench route plus 10,000 others, told apart
+# by one permission so each reload really swaps.
+cp "$DIR/routes.toml" "$DIR/base-routes.toml"
+big_table() { # extra-permission
+  cat "$DIR/base-routes.toml"
+  awk -v p="$1" 'BEGIN { for (i = 0; i < 10000; i++) printf "[[route]]\nmethods = [\"GET\"]\npath = \"/api/v9/s%d/r%d/{id}\"\nrequire = [\"%s:%d\"]\n", i / 100, i % 100, p, i }'
+}
+if ((RELOAD)); then
+  big_table bench:a0 >"$DIR/table-0.toml"
+  big_table bench:a1 >"$DIR/table-1.toml"
+fi
+reload_loop() {
+  local n=0
+  while true; do
+    cp "$DIR/table-$((n % 2)).toml" "$DIR/cached-routes.toml"
+    curl -s -o /dev/null -X POST "http://$HOST:19184/admin/reload"
+    n=$((n + 1))
+    sleep 1
+  done
+}
+
 PATH_Q=/api/v2/integrations/credentials/42
 printf '%-18s %6s %10s %9s %9s\n' setup conns req/s p50 p99
-for setup in "direct:$BACKEND" "permgate:$CACHED" "permgate-nocache:$UNCACHED"; do
+SETUPS=("direct:$BACKEND" "permgate:$CACHED" "permgate-nocache:$UNCACHED")
+((RELOAD)) && SETUPS+=("permgate+reloads:$CACHED")
+for setup in "${SETUPS[@]}"; do
   name=${setup%%:*} port=${setup##*:}
+  LOOP=""
+  if [[ $name == permgate+reloads ]]; then reload_loop & LOOP=$!; fi
   status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer bench-token' "http://$HOST:$port$PATH_Q" || true)
   [[ $status == 200 ]] || { echo "$name answered $status, not 200" >&2; exit 1; }
   "${LOADGEN[@]}" wrk -t1 -c"$CONNS" -d1s -H 'Authorization: Bearer bench-token' "http://$HOST:$port$PATH_Q" >/dev/null
@@ -102,5 +135,6 @@ for setup in "direct:$BACKEND" "permgate:$CACHED" "permgate-nocache:$UNCACHED"; 
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  [[ -n $LOOP ]] && { kill "$LOOP"; wait "$LOOP" 2>/dev/null || true; }
   printf '%-18s %6s %10s %9s %9s\n' "$name" "$CONNS" "$rps" "$p50" "$p99"
 done

@@ -91,7 +91,8 @@ where
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(s) if reuse_attempts < MAX_REUSE_ATTEMPTS => (s, true),
-                _ => (self.connect().await?, false),
+                // Boxed: rare, and a large future to carry in every request.
+                _ => (Box::pin(self.connect()).await?, false),
             };
             if reused {
                 reuse_attempts += 1;

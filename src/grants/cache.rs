@@ -126,6 +126,12 @@ impl GrantCache {
         }
     }
 
+    /// The cached answer for `key`, if fresh. Small: for the hot path; the
+    /// miss path goes through [`GrantCache::get_or_fetch`].
+    pub async fn get(&self, key: CacheKey) -> Option<Answer> {
+        self.fresh.as_ref()?.get(&key).await.map(|e| e.answer)
+    }
+
     /// Empties the cache, including last good answers.
     pub fn purge(&self) {
         if let Some(c) = &self.fresh {

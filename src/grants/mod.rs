@@ -125,6 +125,22 @@ impl Resolver {
     ) -> Resolution {
         let salt = file.map_or(&b""[..], |f| f.sha256.as_bytes());
         let key = creds.key_memo(&self.secret, salt, memo);
+        if let Some(answer) = self.cache.get(key).await {
+            return (Ok(answer), CacheOutcome::Hit);
+        }
+        // The miss path (single-flight load, fetch, stale fallback) is a
+        // large future: boxed, so only requests that fetch pay for it and a
+        // request's future stays small.
+        Box::pin(self.fetch_through_cache(key, creds, request_id, file)).await
+    }
+
+    async fn fetch_through_cache(
+        &self,
+        key: CacheKey,
+        creds: &Credentials<'_>,
+        request_id: &HeaderValue,
+        file: Option<&Arc<GrantsFile>>,
+    ) -> Resolution {
         let fetch = async {
             match (&self.source, file) {
                 (Source::Http(h), _) => h.fetch(creds, request_id).await,

@@ -2,22 +2,16 @@
 
 use std::process::ExitCode;
 
-use crate::config::Config;
 use crate::decision::{Decision, Explanation, Grants, explain};
-use crate::gateway::Snapshot;
 use crate::permission::{Permission, PermissionSet};
 use crate::routes::{Expectation, RouteTable, RouteTest};
 
 /// Loads the config, routes and grants files, runs every `[[test]]`, prints
 /// failures and a summary; exit code 0 when everything holds.
 pub fn run(config: &std::path::Path) -> ExitCode {
-    let config = match Config::load(config) {
-        Ok(c) => c,
-        Err(e) => return super::fail(e),
-    };
-    let snapshot = match Snapshot::load(&config) {
+    let snapshot = match super::load_snapshot(config) {
         Ok(s) => s,
-        Err(e) => return super::fail(e),
+        Err(code) => return code,
     };
     let table = &snapshot.routes;
     let file = table.source.file.display();

@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use http::Method;
 
-use crate::config::Config;
 use crate::decision::{Decision, Explanation, Forbidden, Grants, explain};
-use crate::gateway::Snapshot;
 use crate::permission::{Permission, PermissionSet};
 
 /// The caller of an explained request.
@@ -22,13 +20,9 @@ pub struct Caller {
 
 /// Prints the explanation; exit code 1 only when the files or arguments are bad.
 pub fn run(config: &std::path::Path, method: &str, path: &str, caller: &Caller) -> ExitCode {
-    let config = match Config::load(config) {
-        Ok(c) => c,
-        Err(e) => return super::fail(e),
-    };
-    let snapshot = match Snapshot::load(&config) {
+    let snapshot = match super::load_snapshot(config) {
         Ok(s) => s,
-        Err(e) => return super::fail(e),
+        Err(code) => return code,
     };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return super::fail(format!("invalid method {method:?}"));

@@ -110,6 +110,13 @@ pub fn fail(what: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Loads the config and the files it names (routes, grants) the way `run`
+/// does; on an error prints it and gives exit code 1.
+pub fn load_snapshot(config: &std::path::Path) -> Result<crate::gateway::Snapshot, ExitCode> {
+    let config = Config::load(config).map_err(fail)?;
+    crate::gateway::Snapshot::load(&config).map_err(fail)
+}
+
 fn run(config: &std::path::Path, log_format: Option<LogFormat>) -> ExitCode {
     let config = match Config::load(config) {
         Ok(c) => c,

@@ -57,6 +57,9 @@ pub async fn run(
     listeners.proxy.set_nonblocking(true)?;
     listeners.admin.set_nonblocking(true)?;
     let admin = TcpListener::from_std(listeners.admin)?;
+    // The bound addresses (a configured port 0 becomes the real one).
+    let listen = listeners.proxy.local_addr()?;
+    let admin_listen = admin.local_addr()?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(server.max_connections));
@@ -98,7 +101,7 @@ pub async fn run(
     ));
     let reloader = crate::reload::Reloader::new(Arc::clone(&shared));
     let reload_task = tokio::spawn(reloader.run(stop_rx.clone()));
-    tracing::info!(listen = %server.listen, workers = server.workers, "permgate serving");
+    tracing::info!(%listen, admin = %admin_listen, workers = server.workers, "permgate serving");
 
     shutdown.await;
     shared.draining.store(true, Ordering::SeqCst);

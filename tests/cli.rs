@@ -339,10 +339,11 @@ fn parse_curl(line: &str) -> Curl {
 
 #[tokio::test]
 async fn the_demo_curl_commands_get_the_statuses_it_prints() {
+    let logs = tempfile::NamedTempFile::new().unwrap();
     let mut child = permgate()
         .args(["demo", "--port", "0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(logs.reopen().unwrap()))
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -419,4 +420,18 @@ async fn the_demo_curl_commands_get_the_statuses_it_prints() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "clean exit: {status:?}");
+
+    // The log names the port really bound, and a log that is not a terminal
+    // carries no colour codes.
+    let log = std::fs::read_to_string(logs.path()).unwrap();
+    let gateway = examples[0].1.url.strip_prefix("http://").unwrap();
+    let gateway = &gateway[..gateway.find('/').unwrap()];
+    assert!(
+        log.contains(&format!("listen={gateway}")),
+        "the bound address {gateway} is logged: {log}"
+    );
+    assert!(
+        !log.contains('\x1b'),
+        "no ANSI escapes in a log file: {log}"
+    );
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, Uri, Version};
 use permgate::config::CacheConfig;
-use permgate::decision::{self, Caller, Grants, Target};
+use permgate::decision::{self, Caller, Grants, RequestHead};
 use permgate::grants::{Answer, Fetched, GrantCache};
 use permgate::path::{NormalizeOptions, normalize};
 use permgate::permission::{Permission, PermissionSet, Requirement, check};
@@ -165,7 +165,8 @@ fn grants_ending_with(needed: &str) -> Grants {
 }
 
 fn full_decision(c: &mut Criterion) {
-    let headers = HeaderMap::new();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, "api.example".parse().expect("valid"));
     let mut g = c.benchmark_group("decide");
     let mut cases = Vec::new();
     for n in [10, 10_000] {
@@ -183,18 +184,24 @@ fn full_decision(c: &mut Criterion) {
         grants_ending_with("integrations:integration:view"),
     ));
     for (name, t, path, grants) in &cases {
+        let uri: Uri = path.parse().expect("a valid target");
+        // The steps the proxy takes, through the same functions.
         let decide = || {
-            let normalized =
-                decision::prepare(t, &Method::GET, black_box(path), &headers).expect("accepted");
-            let routing = decision::routing_path(t, &normalized);
-            let target = Target::of(t, &Method::GET, &routing);
-            decision::authorize(&target, Caller::Known(grants))
+            let head = RequestHead {
+                method: &Method::GET,
+                uri: black_box(&uri),
+                version: Version::HTTP_11,
+                headers: &headers,
+            };
+            let prepared = decision::prepare(t, &head).expect("accepted");
+            let routed = prepared.route(t, &Method::GET);
+            routed
+                .decide(Caller::Known(grants))
+                .into_permit()
+                .map(|p| p.upstream())
         };
         let first = decide();
-        assert!(
-            matches!(first, decision::Decision::Allow(_)),
-            "{name}: {first:?}"
-        );
+        assert!(first.is_ok(), "{name}: {first:?}");
         g.bench_function(name.as_str(), |b| b.iter(|| black_box(decide())));
     }
     g.finish();

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::decision::Grants;
+use crate::decision::{ExplainRequest, Grants};
 use crate::gateway::Shared;
 use crate::grants::constant_time_eq;
 use crate::reload::{Reloader, Trigger};
@@ -130,12 +130,13 @@ fn routes_status(shared: &Shared) -> Value {
     })
 }
 
-/// `GET /admin/explain?method=M&path=P[&grant=G…][&deny=D…][&anonymous]`:
+/// `GET /admin/explain?method=M&path=P[&grant=G…][&deny=D…][&anonymous][&header=N:V…]`:
 /// what `permgate explain` says, for the loaded table, as JSON.
 fn explain(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
     let mut method = None;
     let mut path = None;
-    let (mut grants, mut denies, mut anonymous) = (Vec::new(), Vec::new(), false);
+    let (mut grants, mut denies, mut headers, mut anonymous) =
+        (Vec::new(), Vec::new(), Vec::new(), false);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
@@ -146,6 +147,7 @@ fn explain(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
             "path" => path = Some(v),
             "grant" => grants.push(v),
             "deny" => denies.push(v),
+            "header" => headers.push(v),
             "anonymous" => anonymous = true,
             _ => {}
         }
@@ -154,32 +156,20 @@ fn explain(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
     let (Some(method), Some(path)) = (method, path) else {
         return bad("method and path are required".into());
     };
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return bad(format!("invalid method {method:?}"));
-    };
+    let request =
+        match ExplainRequest::parse(&method, &path, headers.iter().map(|h| h.split_once(':'))) {
+            Ok(r) => r,
+            Err(e) => return bad(e),
+        };
     let grants = match (anonymous, Grants::from_lists("explain", &grants, &denies)) {
         (true, _) => None,
         (false, Ok(g)) => Some(g),
         (false, Err(e)) => return bad(e),
     };
     let snapshot = shared.snapshot.load();
-    let e = crate::decision::explain(&snapshot.routes, &method, &path, grants.as_ref());
-    let (decision, status, missing) = match &e.decision {
-        None => ("bad_request", 400, None),
-        Some(crate::decision::Decision::Allow(_)) => ("allow", 200, None),
-        Some(crate::decision::Decision::Forbidden(f)) => (
-            "deny",
-            403,
-            match f {
-                crate::decision::Forbidden::Missing(m) => Some(m.clone()),
-                crate::decision::Forbidden::NoRoute => None,
-            },
-        ),
-        Some(crate::decision::Decision::Unauthenticated) => ("unauthenticated", 401, None),
-        Some(crate::decision::Decision::Unavailable) => ("unavailable", 503, None),
-    };
+    let e = crate::decision::explain(&snapshot.routes, &request, grants.as_ref());
     let body = json!({
-        "method": method.as_str(),
+        "method": request.method.as_str(),
         "path": path,
         "normalized": e.path.as_ref().ok(),
         "rejected": e.path.as_ref().err().map(|b| b.reason()),
@@ -194,9 +184,12 @@ fn explain(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
         "requirements": e.requirements.iter().map(|r| json!({
             "permission": r.concrete, "anyOf": r.any_of, "check": r.check,
         })).collect::<Vec<_>>(),
-        "decision": decision,
-        "status": status,
-        "missingPermissions": missing,
+        "decision": e.word(),
+        "forwarded": e.forwarded_to.is_some(),
+        "upstream": e.forwarded_to,
+        "wouldDeny": e.forwarded_to.is_some() && e.word() != "allow",
+        "status": e.status(),
+        "missingPermissions": e.missing(),
     });
     json_response(StatusCode::OK, &body)
 }

@@ -185,6 +185,12 @@ pub struct PooledBody<B> {
 }
 
 impl<B> PooledBody<B> {
+    /// Closes the connection instead of returning it to the pool: its
+    /// state is not one another request may start from.
+    pub fn close(mut self) {
+        self.release = None;
+    }
+
     fn release(&mut self) {
         if let Some((sender, pool)) = self.release.take() {
             pool.put_idle(sender);

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::decision::{Decision, Explanation, Grants, explain};
+use crate::decision::{ExplainRequest, Explanation, Grants, Refused, Verdict, explain};
 use crate::permission::{Permission, PermissionSet};
 use crate::routes::{Expectation, RouteTable, RouteTest};
 
@@ -42,15 +42,17 @@ pub fn run(config: &std::path::Path) -> ExitCode {
     }
 }
 
-/// What the gateway does with the request, as a test expectation.
+/// What the rules say about the request, as a test expectation. In audit
+/// mode this is what enforce mode would answer: tests check the rules, not
+/// the mode.
 pub fn outcome(e: &Explanation<'_>) -> Expectation {
-    match (&e.path, &e.decision) {
-        (Err(_), _) | (_, None) => Expectation::BadRequest,
-        (_, Some(Decision::Allow(_))) => Expectation::Allow,
-        (_, Some(Decision::Forbidden(_))) => Expectation::Deny,
+    match &e.verdict {
+        None => Expectation::BadRequest,
+        Some(Verdict::Allow(_)) => Expectation::Allow,
+        Some(Verdict::Refuse(Refused::Forbidden(_))) => Expectation::Deny,
         // A test caller's grants are given, never fetched: "unavailable"
         // cannot arise; count it as the refusal it would be.
-        (_, Some(Decision::Unauthenticated | Decision::Unavailable)) => {
+        Some(Verdict::Refuse(Refused::Unauthenticated | Refused::Unavailable)) => {
             Expectation::Unauthenticated
         }
     }
@@ -63,7 +65,12 @@ fn run_test(table: &RouteTable, test: &RouteTest) -> Option<String> {
         allow: allow.iter().cloned().collect::<PermissionSet>(),
         deny: test.denies.iter().cloned().collect::<PermissionSet>(),
     });
-    let e = explain(table, &test.method, &test.path, grants.as_ref());
+    let request = ExplainRequest {
+        method: test.method.clone(),
+        target: test.path.clone(),
+        headers: http::HeaderMap::new(),
+    };
+    let e = explain(table, &request, grants.as_ref());
     let actual = outcome(&e);
     if actual == test.expect {
         return None;
@@ -88,12 +95,10 @@ fn run_test(table: &RouteTable, test: &RouteTest) -> Option<String> {
         (_, Some(r)) => format!("route {:?} at line {}", r.name, r.line),
         (_, None) => format!("no route; default \"{}\"", e.default.as_str()),
     };
-    let missing = match &e.decision {
-        Some(Decision::Forbidden(crate::decision::Forbidden::Missing(m))) => {
-            format!("; missing {}", m.join(", "))
-        }
-        _ => String::new(),
-    };
+    let missing = e
+        .missing()
+        .map(|m| format!("; missing {}", m.join(", ")))
+        .unwrap_or_default();
     Some(format!(
         "{} {} {caller}: expected {}, got {} ({route}{missing})",
         test.method,

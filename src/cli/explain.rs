@@ -3,13 +3,11 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use http::Method;
-
-use crate::decision::{Decision, Explanation, Forbidden, Grants, explain};
+use crate::decision::{Allowed, ExplainRequest, Explanation, Forbidden, Grants, Refused, Verdict};
 use crate::permission::{Permission, PermissionSet};
 
-/// The caller of an explained request.
-pub struct Caller {
+/// The caller of an explained request, as given on the command line.
+pub struct CallerArgs {
     /// Grants (`--grant`).
     pub grants: Vec<String>,
     /// Denies (`--deny`).
@@ -19,25 +17,33 @@ pub struct Caller {
 }
 
 /// Prints the explanation; exit code 1 only when the files or arguments are bad.
-pub fn run(config: &std::path::Path, method: &str, path: &str, caller: &Caller) -> ExitCode {
+pub fn run(
+    config: &std::path::Path,
+    method: &str,
+    target: &str,
+    headers: &[String],
+    caller: &CallerArgs,
+) -> ExitCode {
     let snapshot = match super::load_snapshot(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return super::fail(format!("invalid method {method:?}"));
-    };
+    let request =
+        match ExplainRequest::parse(method, target, headers.iter().map(|h| h.split_once(':'))) {
+            Ok(r) => r,
+            Err(e) => return super::fail(e),
+        };
     let grants = match grants_of(caller) {
         Ok(g) => g,
         Err(e) => return super::fail(e),
     };
-    let e = explain(&snapshot.routes, &method, path, grants.as_ref());
-    super::print_out(&render(&method, path, &e, grants.as_ref()));
+    let e = crate::decision::explain(&snapshot.routes, &request, grants.as_ref());
+    super::print_out(&render(&request, &e, grants.as_ref()));
     ExitCode::SUCCESS
 }
 
 /// The caller's grants, `None` for `--anonymous`.
-pub fn grants_of(caller: &Caller) -> Result<Option<Grants>, String> {
+pub fn grants_of(caller: &CallerArgs) -> Result<Option<Grants>, String> {
     if caller.anonymous {
         return Ok(None);
     }
@@ -45,9 +51,9 @@ pub fn grants_of(caller: &Caller) -> Result<Option<Grants>, String> {
 }
 
 /// The text `permgate explain` prints.
-pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&Grants>) -> String {
+pub fn render(request: &ExplainRequest, e: &Explanation<'_>, grants: Option<&Grants>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "request:     {method} {path}");
+    let _ = writeln!(out, "request:     {} {}", request.method, request.target);
     let normalized = match &e.path {
         Err(bad) => {
             let _ = writeln!(out, "normalized:  rejected: {}", bad.reason());
@@ -92,7 +98,22 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
         let kind = if r.any_of { "require_any" } else { "require" };
         let _ = writeln!(out, "{kind:<12} {}  {}", r.concrete, r.check);
     }
-    let caller = match grants {
+    let _ = writeln!(out, "caller:      {}", caller_text(grants));
+    let _ = writeln!(out, "decision:    {}", verdict_text(e.verdict.as_ref()));
+    let outcome = match (e.forwarded_to, &e.verdict) {
+        (Some(up), Some(Verdict::Allow(_))) => format!("forwarded to upstream \"{up}\""),
+        (Some(up), _) => {
+            format!("forwarded to upstream \"{up}\": audit mode, logged as would_deny")
+        }
+        // Whenever the gateway answers itself, there is a status.
+        (None, _) => format!("answered {} by the gateway", e.status().unwrap_or(400)),
+    };
+    let _ = writeln!(out, "outcome:     {outcome}");
+    out
+}
+
+fn caller_text(grants: Option<&Grants>) -> String {
+    match grants {
         None => "no credentials".to_string(),
         Some(g) => {
             let list = |s: &PermissionSet| {
@@ -103,25 +124,28 @@ pub fn render(method: &Method, path: &str, e: &Explanation<'_>, grants: Option<&
             };
             format!("grants [{}], denies [{}]", list(&g.allow), list(&g.deny))
         }
-    };
-    let _ = writeln!(out, "caller:      {caller}");
-    let decision = match &e.decision {
-        Some(Decision::Allow(why)) => format!("allow ({})", allowed_why(why)),
-        Some(Decision::Forbidden(Forbidden::Missing(m))) => {
-            format!("deny (403): missing {}", m.join(", "))
-        }
-        Some(Decision::Forbidden(Forbidden::NoRoute)) => "deny (403): no route matches".to_string(),
-        Some(Decision::Unauthenticated) => "unauthenticated (401)".to_string(),
-        Some(Decision::Unavailable) | None => "unavailable (503)".to_string(),
-    };
-    let _ = writeln!(out, "decision:    {decision}");
-    out
+    }
 }
 
-fn allowed_why(why: &crate::decision::Allowed) -> &'static str {
+fn verdict_text(verdict: Option<&Verdict>) -> String {
+    match verdict {
+        None => "bad_request (400)".to_string(),
+        Some(Verdict::Allow(why)) => format!("allow ({})", allowed_why(*why)),
+        Some(Verdict::Refuse(Refused::Forbidden(Forbidden::Missing(m)))) => {
+            format!("deny (403): missing {}", m.join(", "))
+        }
+        Some(Verdict::Refuse(Refused::Forbidden(Forbidden::NoRoute))) => {
+            "deny (403): no route matches".to_string()
+        }
+        Some(Verdict::Refuse(Refused::Unauthenticated)) => "unauthenticated (401)".to_string(),
+        Some(Verdict::Refuse(Refused::Unavailable)) => "unavailable (503)".to_string(),
+    }
+}
+
+fn allowed_why(why: Allowed) -> &'static str {
     match why {
-        crate::decision::Allowed::Open => "no credentials needed",
-        crate::decision::Allowed::Authenticated => "any authenticated caller",
-        crate::decision::Allowed::Granted => "the grants satisfy the route",
+        Allowed::Open => "no credentials needed",
+        Allowed::Authenticated => "any authenticated caller",
+        Allowed::Granted => "the grants satisfy the route",
     }
 }

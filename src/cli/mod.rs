@@ -53,6 +53,10 @@ pub enum Command {
         /// The caller sends no credentials.
         #[arg(long, conflicts_with_all = ["grants", "denies"])]
         anonymous: bool,
+        /// A header the request carries, as "Name: value" (repeatable).
+        /// Without a Host header, "Host: localhost" is sent.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
     },
     /// Read a Bearer token from stdin and print its token_sha256.
     HashToken,
@@ -79,11 +83,13 @@ pub fn main() -> ExitCode {
             grants,
             denies,
             anonymous,
+            headers,
         } => explain::run(
             &cli.config,
             &method,
             &path,
-            &explain::Caller {
+            &headers,
+            &explain::CallerArgs {
                 grants,
                 denies,
                 anonymous,

@@ -1,33 +1,29 @@
 //! Forwarding a permitted request to its upstream (SPEC §7).
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Request, Response, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
 use super::body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 use super::error::Refusal;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::config::{HostHeader, ServerConfig};
-use crate::decision::Permit;
+use crate::decision::{Permit, same_header_name};
 use crate::gateway::Worker;
 use crate::transport::TransportError;
 
-/// A permitted request, ready to be rewritten for the upstream.
+/// A permitted request as the client sent it, ready to be rewritten for
+/// the upstream. Where it goes, its path and its subject come from the
+/// [`Permit`] alone.
 pub struct UpstreamRequest<'a> {
     /// The client's request head.
     pub parts: Parts,
     /// The client's body.
     pub body: Incoming,
-    /// The normalized path that was matched: the only path sent upstream.
-    pub path: &'a Cow<'a, str>,
-    /// The resolved subject, if grants were resolved.
-    pub subject: Option<&'a str>,
-    /// The client.
-    pub client: &'a super::Client,
+    /// The downstream peer.
+    pub peer: &'a super::Peer,
     /// The request id.
     pub request_id: &'a HeaderValue,
 }
@@ -36,22 +32,19 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Sends the request to upstream `index`. Needs the [`Permit`] the decision
-/// gave: there is no way to forward without one.
+/// Sends the request where its [`Permit`] says, with the permit's path and
+/// subject: there is no way to forward without one.
 pub async fn forward(
     worker: &Worker,
-    _permit: Permit,
-    index: usize,
+    permit: Permit<'_, '_>,
     req: UpstreamRequest<'_>,
 ) -> Result<Response<ResponseBody>, Refusal> {
-    let upstream = &worker.upstreams[index];
+    let upstream = &worker.upstreams[permit.upstream()];
     let shared = &*worker.shared;
     let UpstreamRequest {
         parts,
         body,
-        path,
-        subject,
-        client,
+        peer,
         request_id,
     } = req;
     let Parts {
@@ -62,7 +55,7 @@ pub async fn forward(
         ..
     } = parts;
 
-    let target = upstream_target(&uri, path.as_ref()).ok_or(Refusal::BadRequest(
+    let target = upstream_target(&uri, permit.path()).ok_or(Refusal::BadRequest(
         crate::decision::BadRequest::Path(crate::path::PathRejection::NotOriginForm),
     ))?;
     // The host the client addressed: the URI authority (HTTP/2, absolute
@@ -76,15 +69,7 @@ pub async fn forward(
         join_cookies(&mut headers);
     }
     let auth = &shared.config.auth;
-    match subject.and_then(|s| HeaderValue::from_str(s).ok()) {
-        // `insert` replaces every client-sent copy.
-        Some(v) => {
-            headers.insert(auth.subject_header.clone(), v);
-        }
-        None => {
-            headers.remove(&auth.subject_header);
-        }
-    }
+    set_subject(&mut headers, &auth.subject_header, permit.subject());
     if !auth.forward_credentials {
         for name in &auth.credential_headers {
             headers.remove(name);
@@ -96,7 +81,7 @@ pub async fn forward(
     set_forwarded(
         &mut headers,
         &shared.config.server,
-        client,
+        peer,
         client_host.as_ref(),
     );
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
@@ -119,6 +104,14 @@ pub async fn forward(
     *out.headers_mut() = headers;
 
     match upstream.pool.send(out, upstream.config.timeout).await {
+        Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            // No upgrade is ever forwarded (`Upgrade` is hop-by-hop), so the
+            // client must not believe a tunnel exists; the connection is in
+            // an unknown state and is not reused.
+            tracing::warn!(request_id = ?request_id, upstream = %upstream.config.name, "upstream switched protocols without an upgrade request");
+            resp.into_body().close();
+            Err(Refusal::UpstreamUnavailable)
+        }
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
@@ -155,22 +148,46 @@ fn upstream_target(uri: &Uri, path: &str) -> Option<Uri> {
     Uri::from_maybe_shared(Bytes::from(s)).ok()
 }
 
+/// Sets `subject_header` to the resolved subject, or removes it, and removes
+/// every header that a CGI-style backend would read as it (the same name
+/// once `_` is read as `-`).
+fn set_subject(headers: &mut HeaderMap, name: &HeaderName, subject: Option<&str>) {
+    let is_spelling =
+        |n: &HeaderName| n.as_str().contains('_') && same_header_name(n.as_str(), name.as_str());
+    if headers.keys().any(is_spelling) {
+        let spellings: Vec<HeaderName> =
+            headers.keys().filter(|n| is_spelling(n)).cloned().collect();
+        for n in spellings {
+            headers.remove(n);
+        }
+    }
+    match subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+        // `insert` replaces every client-sent copy.
+        Some(v) => {
+            headers.insert(name.clone(), v);
+        }
+        None => {
+            headers.remove(name);
+        }
+    }
+}
+
 /// `X-Forwarded-For` gets the client appended. `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` are set, unless a trusted proxy already set them.
 /// One hashed lookup per header.
 fn set_forwarded(
     headers: &mut HeaderMap,
     server: &ServerConfig,
-    client: &super::Client,
+    peer: &super::Peer,
     host: Option<&HeaderValue>,
 ) {
     use http::header::Entry;
-    append_forwarded_for(headers, &client.ip);
+    append_forwarded_for(headers, &peer.ip);
     let trusted = || {
         server
             .trusted_proxies
             .iter()
-            .any(|n| n.contains(&client.addr.ip()))
+            .any(|n| n.contains(&peer.addr.ip()))
     };
     match headers.entry(&X_FORWARDED_PROTO) {
         Entry::Vacant(v) => {

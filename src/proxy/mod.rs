@@ -22,13 +22,14 @@ pub use body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_
 pub use error::{Refusal, refusal_response};
 pub use headers::{append_forwarded_for, is_hop_by_hop, strip_hop_by_hop};
 
-use crate::decision::{self, Caller, Grants, Need, Target};
+use crate::decision::{self, Caller, Grants, Need, RequestHead};
 use crate::gateway::{Snapshot, Worker};
 use crate::grants::{Answer, Credentials};
 use crate::telemetry::AccessRecord;
 
-/// The client of a connection.
-pub struct Client {
+/// The downstream peer of a connection: the client, or the load balancer
+/// in front of it.
+pub struct Peer {
     /// Its address.
     pub addr: SocketAddr,
     /// Its IP, formatted once per connection for `X-Forwarded-For`.
@@ -37,8 +38,8 @@ pub struct Client {
     pub key_memo: crate::grants::KeyMemo,
 }
 
-impl Client {
-    /// The client at `addr`.
+impl Peer {
+    /// The peer at `addr`.
     pub fn new(addr: SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
@@ -58,10 +59,10 @@ struct Outcome<'s> {
     subject: Option<Arc<Grants>>,
 }
 
-/// Handles one request from `client`.
+/// Handles one request from `peer`.
 pub async fn handle(
     worker: &Worker,
-    client: &Client,
+    peer: &Peer,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -70,16 +71,16 @@ pub async fn handle(
     let request_id = shared.request_ids.for_request(req.headers());
     let method = req.method().clone();
     let mut outcome = Outcome::default();
-    let response =
-        match handle_inner(worker, &snapshot, client, &request_id, req, &mut outcome).await {
-            Ok(resp) => resp,
-            Err(refusal) => {
-                if outcome.decision.is_empty() {
-                    outcome.decision = refusal.label();
-                }
-                refusal_response(&refusal, &request_id, &shared.config.auth.challenge)
+    let response = match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await
+    {
+        Ok(resp) => resp,
+        Err(refusal) => {
+            if outcome.decision.is_empty() {
+                outcome.decision = refusal.label();
             }
-        };
+            refusal_response(&refusal, &request_id, &shared.config.auth.challenge)
+        }
+    };
     if shared.config.log.access_log {
         crate::telemetry::access(&AccessRecord {
             request_id: &request_id,
@@ -89,7 +90,7 @@ pub async fn handle(
             status: response.status().as_u16(),
             elapsed: started.elapsed(),
             subject: outcome.subject.as_deref().map(|g| &*g.subject),
-            client: client.addr,
+            client: peer.addr,
         });
     }
     response
@@ -99,7 +100,7 @@ pub async fn handle(
 async fn handle_inner<'s>(
     worker: &Worker,
     snapshot: &'s Snapshot,
-    client: &Client,
+    peer: &Peer,
     request_id: &HeaderValue,
     req: Request<Incoming>,
     outcome: &mut Outcome<'s>,
@@ -112,19 +113,24 @@ async fn handle_inner<'s>(
     if header_bytes(&parts.headers) > server.max_header_bytes {
         return Err(Refusal::HeadersTooLarge);
     }
-    // A Uri clone shares its bytes; the normalized path may borrow from it.
+    // A Uri clone shares its bytes; the normalized path may borrow from it
+    // while the request head is taken apart for forwarding.
     let uri = parts.uri.clone();
-    let path = decision::prepare(table, &parts.method, uri.path(), &parts.headers)
-        .map_err(Refusal::BadRequest)?;
+    let head = RequestHead {
+        method: &parts.method,
+        uri: &uri,
+        version: parts.version,
+        headers: &parts.headers,
+    };
+    let prepared = decision::prepare(table, &head).map_err(Refusal::BadRequest)?;
     if declared_length(&parts.headers).is_some_and(|n| n > server.max_request_body) {
         return Err(Refusal::PayloadTooLarge);
     }
 
-    let routing = decision::routing_path(table, &path);
-    let target = Target::of(table, &parts.method, &routing);
-    outcome.route = target.route_name();
+    let routed = prepared.route(table, &parts.method);
+    outcome.route = routed.route_name();
 
-    let resolution = match target.need() {
+    let resolution = match routed.need() {
         Need::Nothing => None,
         Need::Authentication | Need::Permissions => {
             match Credentials::from_request(&parts.headers, &shared.config.auth.credential_headers)
@@ -133,12 +139,7 @@ async fn handle_inner<'s>(
                 Some(creds) => Some(
                     worker
                         .resolver
-                        .resolve(
-                            &creds,
-                            request_id,
-                            snapshot.grants.as_ref(),
-                            &client.key_memo,
-                        )
+                        .resolve(&creds, request_id, snapshot.grants.as_ref(), &peer.key_memo)
                         .await
                         .0,
                 ),
@@ -154,22 +155,20 @@ async fn handle_inner<'s>(
             Caller::Unavailable
         }
     };
-    let grants = match &resolution {
-        Some(Ok(Answer::Granted(g))) => Some(Arc::clone(g)),
-        _ => None,
-    };
-    outcome.subject = grants.clone();
+    if let Some(Ok(Answer::Granted(g))) = &resolution {
+        outcome.subject = Some(Arc::clone(g));
+    }
 
-    let decided = decision::authorize(&target, caller);
-    let permit = decided
-        .permit(target.mode(table))
-        .map_err(|refused| Refusal::from_refused(refused, target.route_name()))?;
+    let permit = routed
+        .decide(caller)
+        .into_permit()
+        .map_err(|refused| Refusal::from_refused(refused, routed.route_name()))?;
     outcome.decision = match permit.would_deny() {
         None => "allow",
         Some(would) => {
             tracing::info!(
                 request_id = ?request_id,
-                route = target.route_name().unwrap_or("-"),
+                route = routed.route_name().unwrap_or("-"),
                 would_deny = would.label(),
                 reason = ?would,
                 "audit mode: forwarding a request enforce mode would refuse"
@@ -181,12 +180,10 @@ async fn handle_inner<'s>(
     let request = forward::UpstreamRequest {
         parts,
         body,
-        path: &path,
-        subject: grants.as_deref().map(|g| &*g.subject),
-        client,
+        peer,
         request_id,
     };
-    forward::forward(worker, permit, target.upstream(), request).await
+    forward::forward(worker, permit, request).await
 }
 
 /// Bytes of all header names and values, as counted against `max_header_bytes`.

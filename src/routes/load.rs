@@ -113,6 +113,14 @@ pub fn load(file: &Path, upstreams: &[String]) -> Result<RouteTable, ConfigError
 /// Compiles routes-file `text` read from `file`.
 pub fn parse(text: &str, file: &Path, upstreams: &[String]) -> Result<RouteTable, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let Some(default_upstream) = upstreams.iter().position(|u| u == super::DEFAULT_UPSTREAM) else {
+        return Err(ConfigError::at(
+            file,
+            text,
+            0..0,
+            "the main config defines no [upstreams.default]",
+        ));
+    };
     let err = |span: std::ops::Range<usize>, msg: String| ConfigError::at(file, text, span, msg);
     let lines = crate::config::LineIndex::new(text);
     let line_of = |span: std::ops::Range<usize>| lines.line(span.start);
@@ -147,6 +155,7 @@ pub fn parse(text: &str, file: &Path, upstreams: &[String]) -> Result<RouteTable
         by_method,
         any_method,
         default: raw.default,
+        default_upstream,
         mode: raw.mode,
         normalize,
         tests: tests.into_boxed_slice(),
@@ -201,7 +210,7 @@ fn compile_route(
     };
 
     let (upstream, upstream_name) = match r.upstream {
-        None => ("default".to_string(), None),
+        None => (super::DEFAULT_UPSTREAM.to_string(), None),
         Some(u) => {
             let span = u.span();
             (u.into_inner(), Some(span))

@@ -20,6 +20,10 @@ use crate::path::NormalizeOptions;
 use crate::permission::{Permission, Requirement};
 use matcher::MethodMatcher;
 
+/// The upstream that requests matching no route go to, and routes that
+/// name none.
+pub const DEFAULT_UPSTREAM: &str = "default";
+
 /// `mode`: whether decisions are enforced or only recorded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -181,6 +185,9 @@ pub struct RouteTable {
     any_method: MethodMatcher,
     /// `default`.
     pub default: DefaultPolicy,
+    /// Index of the upstream named [`DEFAULT_UPSTREAM`]: where requests
+    /// that match no route go when the default lets them through.
+    pub default_upstream: usize,
     /// `mode` of the file.
     pub mode: Mode,
     /// `[normalize]`.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::ServerConfig;
 use crate::gateway::Worker;
-use crate::proxy::Client;
+use crate::proxy::Peer;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -68,11 +68,11 @@ pub async fn serve(
         // Closed, failed, or silent for request_header_timeout.
         _ => return,
     };
-    let client = Arc::new(Client::new(peer));
+    let peer_state = Arc::new(Peer::new(peer));
     let service = service_fn(move |req| {
         let worker = Arc::clone(&worker);
-        let client = Arc::clone(&client);
-        async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, &client, req).await) }
+        let peer = Arc::clone(&peer_state);
+        async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, &peer, req).await) }
     });
     let io = TokioIo::new(stream);
     let result = if is_h2 {

@@ -10,6 +10,7 @@ mod cache;
 mod examples;
 mod fail_closed;
 mod file_grants;
+mod hardening;
 mod headers;
 mod limits;
 mod passthrough;

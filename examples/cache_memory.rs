@@ -12,6 +12,10 @@ use permgate::decision::Grants;
 use permgate::grants::{Answer, Fetched, GrantCache};
 use permgate::permission::{Permission, PermissionSet};
 
+/// The allocator of the `permgate` binary, so the figure is the gateway's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
     let pages: u64 = statm

@@ -22,9 +22,9 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::common::constant_time_eq;
 use crate::decision::{ExplainRequest, Grants};
 use crate::gateway::Shared;
-use crate::grants::constant_time_eq;
 use crate::reload::{Reloader, Trigger};
 
 /// Serves the admin endpoints until `stop` turns true.

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::common::random_key;
 use crate::config::{Config, ConfigError, GrantSourceConfig, UpstreamConfig};
-use crate::grants::{GrantCache, GrantsFile, HttpSource, Resolver, Source, random_secret};
+use crate::grants::{GrantCache, GrantsFile, HttpSource, Resolver, Source};
 use crate::proxy::RequestBody;
 use crate::reload::ReloadState;
 use crate::request_id::RequestIds;
@@ -72,7 +73,7 @@ impl Gateway {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cache,
-                secret: Arc::new(random_secret()),
+                secret: Arc::new(random_key()),
                 request_ids: RequestIds::new(),
                 draining: AtomicBool::new(false),
                 reload: Mutex::new(ReloadState::default()),

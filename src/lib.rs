@@ -21,10 +21,12 @@
 //! | [`telemetry`] | tracing setup and the access log |
 //! | [`demo`] | the embedded example credential API for `permgate demo` |
 //! | [`request_id`] | `X-Request-Id` |
+//! | [`common`] | a leaf of helpers several layers share: hex, SHA-256, keys, header names |
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
+pub mod common;
 pub mod config;
 pub mod decision;
 pub mod demo;
@@ -41,12 +43,4 @@ pub mod telemetry;
 pub mod transport;
 
 pub use gateway::Gateway;
-
-/// mimalloc 2 (the crate's `v2` feature): in measurements
-/// (`examples/cache_memory.rs`) it stores a cached credential in 588 bytes,
-/// against 651 with mimalloc 3 and about 750 with the system allocator, which
-/// puts 100,000 cached credentials well under the 64 MiB budget; it also
-/// costs the fewest instructions per proxied request of the three.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-pub use server::{Listeners, run};
+pub use server::{Listeners, run, serve_blocking};

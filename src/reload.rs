@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use notify::{EventKind, RecursiveMode, Watcher};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
+use crate::common::sha256_hex;
 use crate::config::{Config, ConfigError, GrantSourceConfig, read_file};
 use crate::gateway::{Shared, Snapshot};
 use crate::grants::GrantsFile;
@@ -409,11 +409,6 @@ pub fn lower_this_threads_priority() {
     if !lowered {
         tracing::debug!("could not lower the priority of the reload thread");
     }
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    routes::hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

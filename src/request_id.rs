@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderMap, HeaderValue};
 
-static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+use crate::common::X_REQUEST_ID;
 
 /// Longest client-sent request id that is kept.
 pub const MAX_LEN: usize = 128;
@@ -18,7 +18,7 @@ pub struct RequestIds {
 impl RequestIds {
     /// A generator with a random prefix.
     pub fn new() -> Self {
-        let secret = crate::grants::random_secret();
+        let secret = crate::common::random_key();
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&secret[..8]);
         Self {

@@ -117,6 +117,35 @@ pub async fn run(
     Ok(())
 }
 
+/// Runs the gateway on the calling thread until `shutdown` completes: the
+/// one way `permgate run`, `permgate demo` and the tests start a gateway.
+/// The calling thread's runtime serves the admin listener and reloads; the
+/// workers get threads of their own.
+pub fn serve_blocking(
+    gateway: Gateway,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the runtime: {e}")))?;
+    rt.block_on(run(gateway, listeners, shutdown))
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 /// Counts a worker's open connections so a stop can wait for them.
 #[derive(Default)]
 struct Open {

@@ -1,19 +1,18 @@
 //! The command line (SPEC §2).
 
 mod check;
+mod demo;
 mod explain;
 mod secret;
-
-pub use check::outcome;
-pub use explain::render as render_explanation;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::Gateway;
 use crate::config::{Config, LogFormat};
-use crate::{Gateway, Listeners};
+use crate::server::{Listeners, serve_blocking, stop_signal};
 
 /// HTTP reverse proxy that enforces a route table of permissions.
 #[derive(Parser, Debug)]
@@ -97,7 +96,7 @@ pub fn main() -> ExitCode {
         ),
         Command::HashToken => secret::hash_token_command(),
         Command::HashPassword => secret::hash_password_command(),
-        Command::Demo { port } => crate::demo::run(port, cli.log_format),
+        Command::Demo { port } => demo::run(port, cli.log_format),
     }
 }
 
@@ -137,28 +136,8 @@ fn run(config: &std::path::Path, log_format: Option<LogFormat>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the runtime: {e}")),
-    };
-    match rt.block_on(crate::run(gateway, listeners, stop_signal())) {
+    match serve_blocking(gateway, listeners, stop_signal()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
-    }
-}
-
-/// Completes on SIGTERM or SIGINT.
-pub async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
-use sha2::Digest;
+
 use toml::Spanned;
 
 pub use error::{ConfigError, LineIndex, line_column, read_file};
@@ -184,7 +184,7 @@ impl Config {
         let upstreams = v.upstreams(raw.upstreams)?;
         Ok(Config {
             file: file.to_path_buf(),
-            sha256: crate::routes::hex(&sha2::Sha256::digest(text.as_bytes())),
+            sha256: crate::common::sha256_hex(text.as_bytes()),
             server: v.server(raw.server)?,
             admin: AdminConfig {
                 listen: match raw.admin.listen {
@@ -362,7 +362,7 @@ impl Validator<'_> {
         let subject_header = match &a.subject_header {
             Some(h) => {
                 let name = self.header_name(h)?;
-                if credential_headers.contains(&name) || crate::proxy::is_hop_by_hop(&name) {
+                if credential_headers.contains(&name) || crate::common::is_hop_by_hop(&name) {
                     return Err(self.err(
                         h,
                         "subject_header cannot be a credential or hop-by-hop header",

@@ -1,21 +1,16 @@
 //! `permgate demo`: the gateway in front of an in-memory example credential
 //! API, with the example routes and a grants file, in one process.
 //!
-//! [`api`] is the example API; it knows nothing of the gateway. [`run`]
-//! writes the demo's config, routes and grants files to a temporary folder
-//! (so the routes file can be edited while the demo runs), starts both, and
-//! prints curl commands with the status each one gets.
+//! [`api`] is the example API; it knows nothing of the gateway. This module
+//! holds the demo's files and the banner; the `demo` command (in
+//! [`crate::cli`]) writes the files to a temporary folder (so the routes
+//! file can be edited while the demo runs), starts both, and prints the
+//! banner's curl commands with the status each one gets.
 
 pub mod api;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use tokio::net::TcpListener;
-
-use crate::config::{Config, LogFormat};
-use crate::{Gateway, Listeners};
+use std::path::Path;
 
 /// The demo's route table.
 pub const ROUTES: &str = include_str!("../../config/demo/routes.toml");
@@ -104,7 +99,8 @@ pub fn banner(gateway: SocketAddr, api: SocketAddr, admin: SocketAddr, dir: &Pat
     out
 }
 
-fn config_text(api: SocketAddr) -> String {
+/// The demo's main config, for an example API at `api`.
+pub fn config_text(api: SocketAddr) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay = \"0s\"\nshutdown_timeout = \"5s\"\n\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n\n\
@@ -113,68 +109,4 @@ fn config_text(api: SocketAddr) -> String {
          [routes]\nfile = \"routes.toml\"\n\n\
          [log]\naccess_log = true\n"
     )
-}
-
-/// Runs the demo until Ctrl-C (or SIGTERM).
-pub fn run(port: u16, log_format: Option<LogFormat>) -> ExitCode {
-    crate::telemetry::init(log_format.unwrap_or_default(), "info");
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return crate::cli::fail(format!("cannot start the runtime: {e}")),
-    };
-    let dir = std::env::temp_dir().join(format!("permgate-demo-{}", std::process::id()));
-    let result = rt.block_on(serve(port, &dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => crate::cli::fail(e),
-    }
-}
-
-async fn serve(port: u16, dir: &PathBuf) -> Result<(), String> {
-    let api_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot bind the example API: {e}"))?;
-    let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for (name, text) in [
-        ("routes.toml", ROUTES),
-        ("grants.toml", GRANTS),
-        ("permgate.toml", &config_text(api_addr)),
-    ] {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))?;
-    }
-    let config = Config::load(&dir.join("permgate.toml")).map_err(|e| e.to_string())?;
-    let gateway = Gateway::new(config).map_err(|e| e.to_string())?;
-    let proxy = match std::net::TcpListener::bind(("127.0.0.1", port)) {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            eprintln!("port {port} is in use; using a free port instead");
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?
-        }
-        Err(e) => return Err(format!("cannot listen on 127.0.0.1:{port}: {e}")),
-    };
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let (gateway_addr, admin_addr) = (
-        proxy.local_addr().map_err(|e| e.to_string())?,
-        admin.local_addr().map_err(|e| e.to_string())?,
-    );
-
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(api::ExampleApi::new().serve(api_listener, async {
-        let _ = api_stopped.await;
-    }));
-    crate::cli::print_out(&banner(gateway_addr, api_addr, admin_addr, dir));
-    let served = crate::run(
-        gateway,
-        Listeners { proxy, admin },
-        crate::cli::stop_signal(),
-    )
-    .await;
-    let _ = stop_api.send(());
-    let _ = api_task.await;
-    served.map_err(|e| e.to_string())
 }

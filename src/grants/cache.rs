@@ -7,6 +7,7 @@
 //! key is kept that long in a second cache and used only if a fetch fails.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -82,12 +83,13 @@ impl GrantCache {
         &self,
         key: CacheKey,
         fetch: F,
-    ) -> (Result<Answer, Unavailable>, CacheOutcome)
+    ) -> (Result<Answer, Arc<Unavailable>>, CacheOutcome)
     where
         F: Future<Output = Result<Fetched, Unavailable>>,
     {
         let Some(fresh) = &self.fresh else {
-            return (fetch.await.map(|f| f.answer), CacheOutcome::Miss);
+            let fetched = fetch.await.map(|f| f.answer).map_err(Arc::new);
+            return (fetched, CacheOutcome::Miss);
         };
         let load = async {
             let fetched = fetch.await?;
@@ -121,7 +123,7 @@ impl GrantCache {
                         return (Ok(answer), CacheOutcome::Stale);
                     }
                 }
-                (Err((*err).clone()), CacheOutcome::Miss)
+                (Err(err), CacheOutcome::Miss)
             }
         }
     }

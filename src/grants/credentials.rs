@@ -82,11 +82,6 @@ impl<'r> Credentials<'r> {
     }
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The last cache key computed on one connection, and what it was for.
 #[derive(Default)]
 pub struct KeyMemo(std::sync::Mutex<Option<Memo>>);
@@ -95,23 +90,6 @@ struct Memo {
     values: Vec<(HeaderName, http::HeaderValue)>,
     salt: Vec<u8>,
     key: CacheKey,
-}
-
-/// 32 random bytes for keying the cache hash.
-pub fn random_secret() -> [u8; 32] {
-    use std::hash::{BuildHasher, Hasher};
-    use std::io::Read;
-    let mut secret = [0u8; 32];
-    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
-    if from_os.is_err() {
-        // std seeds RandomState from the OS; four of them give 32 bytes.
-        for chunk in secret.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(0);
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
-        }
-    }
-    secret
 }
 
 #[cfg(test)]
@@ -177,14 +155,6 @@ mod tests {
     }
 
     #[test]
-    fn constant_time_eq_compares_whole_values() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
     fn the_memo_gives_the_key_of_exactly_these_credentials() {
         let names = [
             http::header::AUTHORIZATION,
@@ -215,10 +185,5 @@ mod tests {
             ),
             a
         );
-    }
-
-    #[test]
-    fn random_secrets_differ() {
-        assert_ne!(random_secret(), random_secret());
     }
 }

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::{Answer, Credentials, constant_time_eq};
+use super::{Answer, Credentials};
+use crate::common::{constant_time_eq, sha256_hex};
 use crate::config::{ConfigError, parse_sha256_hex, read_file};
 use crate::decision::Grants;
 use crate::permission::{Permission, PermissionSet};
@@ -222,7 +223,7 @@ impl GrantsFile {
             by_token,
             by_user,
             file: file.to_path_buf(),
-            sha256: crate::routes::hex(&Sha256::digest(text.as_bytes())),
+            sha256: sha256_hex(text.as_bytes()),
             loaded_at: SystemTime::now(),
         })
     }
@@ -303,7 +304,7 @@ impl GrantsFile {
 
 /// The `token_sha256` value for a Bearer token: lower-case hex SHA-256.
 pub fn hash_token(token: &str) -> String {
-    crate::routes::hex(&Sha256::digest(token.as_bytes()))
+    sha256_hex(token.as_bytes())
 }
 
 /// The `password_hash` value for a password: an argon2id PHC string with a

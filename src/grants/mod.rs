@@ -2,7 +2,7 @@
 //!
 //! * [`credentials`]: the credential headers and their keyed hash;
 //! * [`cache`]: the shared moka cache (single-flight, TTLs, stale-if-error);
-//! * [`http`]: the permission API contract;
+//! * [`permission_api`]: the permission API contract;
 //! * [`file`]: the embedded grants file.
 //!
 //! A [`Resolver`] belongs to one worker: it shares the cache with every other
@@ -11,7 +11,7 @@
 mod cache;
 mod credentials;
 mod file;
-mod http;
+mod permission_api;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,11 +20,13 @@ use std::time::Duration;
 use ::http::HeaderValue;
 
 pub use cache::{CacheOutcome, GrantCache};
-pub use credentials::{CacheKey, Credentials, KeyMemo, constant_time_eq, random_secret};
+pub use credentials::{CacheKey, Credentials, KeyMemo};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
-pub use http::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
+pub use permission_api::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
 
 use crate::decision::Grants;
+use crate::permission::PermissionError;
+use crate::transport::TransportError;
 
 /// What a grant source answered for one credential.
 #[derive(Clone, Debug)]
@@ -45,16 +47,20 @@ pub struct Fetched {
 }
 
 /// Why grants could not be resolved: the gateway answers 503 (fail closed).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Unavailable {
     /// The source answered a status other than 200, 401 or 403.
     Status(u16),
     /// No answer within the timeout.
     Timeout,
     /// Connection refused, reset, or not HTTP.
-    Transport(String),
+    Transport(TransportError),
+    /// The answer's body could not be read to the end.
+    ReadingAnswer(Box<dyn std::error::Error + Send + Sync>),
     /// The body is not JSON, or a value has the wrong type.
-    BrokenAnswer(String),
+    BrokenAnswer(BrokenAnswer),
+    /// The file source has no grants file loaded.
+    NoGrantsFile,
 }
 
 impl fmt::Display for Unavailable {
@@ -63,7 +69,67 @@ impl fmt::Display for Unavailable {
             Self::Status(s) => write!(f, "permission API answered {s}"),
             Self::Timeout => f.write_str("permission API timed out"),
             Self::Transport(e) => write!(f, "permission API unreachable: {e}"),
+            Self::ReadingAnswer(e) => write!(f, "reading the permission API answer: {e}"),
             Self::BrokenAnswer(e) => write!(f, "permission API answer unusable: {e}"),
+            Self::NoGrantsFile => f.write_str("no grants file is loaded"),
+        }
+    }
+}
+
+impl std::error::Error for Unavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Transport(e) => Some(e),
+            Self::ReadingAnswer(e) => Some(&**e),
+            Self::BrokenAnswer(e) => Some(e),
+            Self::Status(_) | Self::Timeout | Self::NoGrantsFile => None,
+        }
+    }
+}
+
+/// What is wrong with a permission API answer.
+#[derive(Debug)]
+pub enum BrokenAnswer {
+    /// Not JSON, or not shaped as the pointers expect.
+    Json(serde_json::Error),
+    /// Nothing at the permissions pointer.
+    Missing(String),
+    /// A value of the wrong type at a pointer.
+    WrongType {
+        /// The pointer.
+        pointer: String,
+        /// What was expected there.
+        expected: &'static str,
+    },
+    /// A deny that is not a valid permission: skipping it would widen access.
+    InvalidDeny {
+        /// The deny as sent.
+        value: String,
+        /// Why it is invalid.
+        error: PermissionError,
+    },
+    /// A subject a header cannot carry.
+    UnsafeSubject,
+}
+
+impl fmt::Display for BrokenAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Json(e) => write!(f, "invalid answer: {e}"),
+            Self::Missing(p) => write!(f, "{p} is missing"),
+            Self::WrongType { pointer, expected } => write!(f, "{pointer} is not {expected}"),
+            Self::InvalidDeny { value, error } => write!(f, "invalid deny {value:?}: {error}"),
+            Self::UnsafeSubject => f.write_str("subject has characters a header cannot carry"),
+        }
+    }
+}
+
+impl std::error::Error for BrokenAnswer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Json(e) => Some(e),
+            Self::InvalidDeny { error, .. } => Some(error),
+            Self::Missing(_) | Self::WrongType { .. } | Self::UnsafeSubject => None,
         }
     }
 }
@@ -99,8 +165,9 @@ async fn from_file(file: &Arc<GrantsFile>, creds: &Credentials<'_>) -> Answer {
     }
 }
 
-/// The outcome of [`Resolver::resolve`].
-pub type Resolution = (Result<Answer, Unavailable>, CacheOutcome);
+/// The outcome of [`Resolver::resolve`]. A failure is shared by every
+/// request that waited on the same fetch.
+pub type Resolution = (Result<Answer, Arc<Unavailable>>, CacheOutcome);
 
 impl Resolver {
     /// A resolver over the shared `cache`, keyed with the shared `secret`.
@@ -148,17 +215,10 @@ impl Resolver {
                     answer: from_file(f, creds).await,
                     max_age: None,
                 }),
-                (Source::File, None) => {
-                    Err(Unavailable::Transport("no grants file is loaded".into()))
-                }
+                (Source::File, None) => Err(Unavailable::NoGrantsFile),
             }
         };
         self.cache.get_or_fetch(key, fetch).await
-    }
-
-    /// The shared cache.
-    pub fn cache(&self) -> &GrantCache {
-        &self.cache
     }
 }
 

@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
 use super::body::ResponseBody;
+use crate::common::X_REQUEST_ID;
 use crate::decision::{BadRequest, Forbidden, Refused};
 
 /// Seconds a client is asked to wait after a 503.
@@ -165,7 +166,7 @@ pub fn refusal_response(
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert("x-request-id", request_id.clone());
+    h.insert(X_REQUEST_ID.clone(), request_id.clone());
     match refusal {
         Refusal::Unauthenticated => {
             h.insert(WWW_AUTHENTICATE, challenge.clone());

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use super::body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 use super::error::Refusal;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
+use crate::common::{X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use crate::config::{HostHeader, ServerConfig};
 use crate::decision::{Permit, same_header_name};
 use crate::gateway::Worker;
@@ -27,10 +28,6 @@ pub struct UpstreamRequest<'a> {
     /// The request id.
     pub request_id: &'a HeaderValue,
 }
-
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Sends the request where its [`Permit`] says, with the permit's path and
 /// subject: there is no way to forward without one.

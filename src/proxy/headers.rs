@@ -2,24 +2,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1 and common non-standard ones): they
-/// describe one connection and are never forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Whether `name` is a hop-by-hop header.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
-}
+use crate::common::{HOP_BY_HOP, X_FORWARDED_FOR, is_hop_by_hop};
 
 /// Removes hop-by-hop headers, every header that `Connection` names, and
 /// `Expect` (the gateway answers `100-continue` itself).
@@ -50,8 +33,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
 }
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Appends `addr` to `X-Forwarded-For`, folding earlier lines into one.
 pub fn append_forwarded_for(headers: &mut HeaderMap, addr: &HeaderValue) {

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 
 pub use body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 pub use error::{Refusal, refusal_response};
-pub use headers::{append_forwarded_for, is_hop_by_hop, strip_hop_by_hop};
+pub use headers::{append_forwarded_for, strip_hop_by_hop};
 
 use crate::decision::{self, Caller, Grants, Need, RequestHead};
 use crate::gateway::{Snapshot, Worker};

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use http::Method;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+
 use toml::Spanned;
 
 use super::matcher::MethodMatcher;
@@ -161,7 +161,7 @@ pub fn parse(text: &str, file: &Path, upstreams: &[String]) -> Result<RouteTable
         tests: tests.into_boxed_slice(),
         source: RouteSource {
             file: file.to_path_buf(),
-            sha256: hex(&Sha256::digest(text.as_bytes())),
+            sha256: crate::common::sha256_hex(text.as_bytes()),
             loaded_at: SystemTime::now(),
         },
     })
@@ -396,15 +396,4 @@ fn compile_test(
         expect: t.expect,
         line,
     })
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -11,7 +11,6 @@ mod pattern;
 use http::Method;
 use serde::Deserialize;
 
-pub(crate) use load::hex;
 pub use load::{RouteSource, load, parse};
 pub use matcher::Params;
 pub use pattern::{MAX_PARAMS, PathPattern, Segment};

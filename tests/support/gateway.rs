@@ -184,13 +184,9 @@ impl GatewayBuilder {
         let admin_addr = admin.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(permgate::run(gateway, Listeners { proxy, admin }, async {
+            permgate::serve_blocking(gateway, Listeners { proxy, admin }, async {
                 let _ = stopped.await;
-            }))
+            })
         });
         RunningGateway {
             addr,

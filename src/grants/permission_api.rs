@@ -15,7 +15,8 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
 use serde_json::Value;
 
-use super::{Answer, Credentials, Fetched, Unavailable};
+use super::{Answer, BrokenAnswer, Credentials, Fetched, Unavailable};
+use crate::common::X_REQUEST_ID;
 use crate::config::HttpGrantsConfig;
 use crate::decision::Grants;
 use crate::permission::{Permission, PermissionSet};
@@ -62,13 +63,13 @@ impl HttpSource {
             h.append(name.clone(), value.clone());
         }
         creds.copy_to(h);
-        h.insert("x-request-id", request_id.clone());
+        h.insert(X_REQUEST_ID.clone(), request_id.clone());
 
         let timeout = self.config.timeout;
         let exchange = async {
             let resp = self.pool.send(req, timeout).await.map_err(|e| match e {
                 TransportError::Timeout | TransportError::ConnectTimeout => Unavailable::Timeout,
-                other => Unavailable::Transport(other.to_string()),
+                other => Unavailable::Transport(other),
             })?;
             let status = resp.status();
             let max_age = max_age(resp.headers());
@@ -85,7 +86,7 @@ impl HttpSource {
             let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
                 .collect()
                 .await
-                .map_err(|e| Unavailable::Transport(format!("reading the answer: {e}")))?
+                .map_err(Unavailable::ReadingAnswer)?
                 .to_bytes();
             let grants = parse_answer_with(&body, &self.pointers)?;
             Ok(Fetched {
@@ -152,7 +153,7 @@ pub fn parse_answer(body: &[u8], config: &HttpGrantsConfig) -> Result<Grants, Un
 
 /// [`parse_answer`] with pointers compiled once.
 pub fn parse_answer_with(body: &[u8], pointers: &Pointers) -> Result<Grants, Unavailable> {
-    let broken = |m: String| Unavailable::BrokenAnswer(m);
+    let broken = Unavailable::BrokenAnswer;
     let value: Value;
     let picked = if pointers.top_level() {
         // One pass over the object, keeping only the three keys.
@@ -160,13 +161,15 @@ pub fn parse_answer_with(body: &[u8], pointers: &Pointers) -> Result<Grants, Una
         let mut de = serde_json::Deserializer::from_slice(body);
         serde::de::DeserializeSeed::deserialize(seed, &mut de)
             .and_then(|p| de.end().map(|()| p))
-            .map_err(|e| broken(format!("invalid answer: {e}")))?
+            .map_err(|e| broken(BrokenAnswer::Json(e)))?
     } else {
-        value = serde_json::from_slice(body).map_err(|e| broken(format!("invalid JSON: {e}")))?;
+        value = serde_json::from_slice(body).map_err(|e| broken(BrokenAnswer::Json(e)))?;
         pick_from_value(&value, pointers)?
     };
     let Some(permissions) = picked.permissions else {
-        return Err(broken(format!("{} is missing", pointers.permissions.0)));
+        return Err(broken(BrokenAnswer::Missing(
+            pointers.permissions.0.clone(),
+        )));
     };
     let allow: PermissionSet = permissions
         .iter()
@@ -182,15 +185,20 @@ pub fn parse_answer_with(body: &[u8], pointers: &Pointers) -> Result<Grants, Una
         .deny
         .unwrap_or_default()
         .iter()
-        .map(|p| Permission::parse(p).map_err(|e| broken(format!("invalid deny {p:?}: {e}"))))
+        .map(|p| {
+            Permission::parse(p).map_err(|error| {
+                broken(BrokenAnswer::InvalidDeny {
+                    value: p.to_string(),
+                    error,
+                })
+            })
+        })
         .collect::<Result<PermissionSet, _>>()?;
     let subject = match picked.subject {
         None => "unknown".into(),
         Some(s) if is_header_safe(&s) => s,
         Some(_) => {
-            return Err(broken(
-                "subject has characters a header cannot carry".into(),
-            ));
+            return Err(broken(BrokenAnswer::UnsafeSubject));
         }
     };
     Ok(Grants {
@@ -217,24 +225,28 @@ fn pick_from_value<'a>(json: &'a Value, pointers: &Pointers) -> Result<Picked<'a
                     .iter()
                     .map(|v| {
                         v.as_str().map(Cow::Borrowed).ok_or_else(|| {
-                            Unavailable::BrokenAnswer(format!("{name} has a non-string item"))
+                            Unavailable::BrokenAnswer(BrokenAnswer::WrongType {
+                                pointer: name.clone(),
+                                expected: "an array of strings",
+                            })
                         })
                     })
                     .collect::<Result<_, _>>()
                     .map(Some),
-                Some(_) => Err(Unavailable::BrokenAnswer(format!(
-                    "{name} is not an array of strings"
-                ))),
+                Some(_) => Err(Unavailable::BrokenAnswer(BrokenAnswer::WrongType {
+                    pointer: name.clone(),
+                    expected: "an array of strings",
+                })),
             }
         };
     let subject = match at(&pointers.subject.1) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
         Some(_) => {
-            return Err(Unavailable::BrokenAnswer(format!(
-                "{} is not a string",
-                pointers.subject.0
-            )));
+            return Err(Unavailable::BrokenAnswer(BrokenAnswer::WrongType {
+                pointer: pointers.subject.0.clone(),
+                expected: "a string",
+            }));
         }
     };
     Ok(Picked {

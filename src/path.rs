@@ -1,4 +1,4 @@
-//! Canonical request paths (SPEC §4 `[normalize]`, §8.1, §8.4).
+//! Canonical request paths (README, "Path normalization").
 //!
 //! [`normalize`] turns the path of a request target into the one path that is
 //! matched, checked and forwarded, or rejects it. The output is ASCII only:
@@ -13,7 +13,8 @@
 //!   `\`, raw `\`, `.`/`..` segments (also encoded), `;` unless allowed, NUL and
 //!   control bytes (raw or encoded), invalid escapes, escapes that decode to
 //!   invalid UTF-8 (overlong forms such as `%C0%AE`), and Unicode look-alikes
-//!   of `.`, `/` and `\` that some platforms fold into them.
+//!   of `.`, `/` and `\` that some platforms fold into them (NFKC, Windows
+//!   best-fit code pages).
 //!
 //! When the input is already canonical the result borrows it.
 
@@ -76,7 +77,9 @@ pub enum PathRejection {
     InvalidPercentEncoding,
     /// Percent-decoded bytes that are not UTF-8 (overlong or truncated forms).
     InvalidUtf8,
-    /// A Unicode character that some platforms fold into `.`, `/` or `\`.
+    /// A Unicode character that some platforms fold into `.`, `/` or `\`:
+    /// its NFKC form contains one, or Windows best-fit conversion maps it
+    /// to one.
     LookalikeSeparator,
 }
 
@@ -359,22 +362,36 @@ fn canonical_segment_into(
 fn check_non_ascii(seg: &[u8]) -> Result<(), PathRejection> {
     let decoded: Vec<u8> = percent_encoding::percent_decode(seg).collect();
     let text = std::str::from_utf8(&decoded).map_err(|_| PathRejection::InvalidUtf8)?;
-    const LOOKALIKES: &[char] = &[
-        '\u{2024}', // ONE DOT LEADER
-        '\u{2025}', // TWO DOT LEADER
-        '\u{FE52}', // SMALL FULL STOP
-        '\u{FF0E}', // FULLWIDTH FULL STOP
-        '\u{2044}', // FRACTION SLASH
-        '\u{2215}', // DIVISION SLASH
-        '\u{FF0F}', // FULLWIDTH SOLIDUS
-        '\u{2216}', // SET MINUS
-        '\u{FE68}', // SMALL REVERSE SOLIDUS
-        '\u{FF3C}', // FULLWIDTH REVERSE SOLIDUS
-    ];
-    if text.contains(LOOKALIKES) {
+    if text.chars().any(is_lookalike_separator) {
         return Err(PathRejection::LookalikeSeparator);
     }
     Ok(())
+}
+
+/// Look-alikes that NFKC leaves alone but Windows best-fit conversion
+/// (`WideCharToMultiByte` to an ANSI code page) maps to `/` or `\`.
+const BEST_FIT_SEPARATORS: [char; 3] = [
+    '\u{2044}', // FRACTION SLASH
+    '\u{2215}', // DIVISION SLASH
+    '\u{2216}', // SET MINUS
+];
+
+/// Whether non-ASCII `c` folds into `.`, `/` or `\`. Its compatibility
+/// decomposition is checked: NFKC composes that decomposition again, and no
+/// composition yields these ASCII characters, so the answer is the same as
+/// for the NFKC form.
+fn is_lookalike_separator(c: char) -> bool {
+    if c.is_ascii() {
+        return false;
+    }
+    if BEST_FIT_SEPARATORS.contains(&c) {
+        return true;
+    }
+    let mut folds = false;
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        folds |= matches!(d, '.' | '/' | '\\');
+    });
+    folds
 }
 
 /// Builds the output, copying only once it first differs from the input.

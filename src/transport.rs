@@ -3,10 +3,13 @@
 //! Each worker thread keeps its own [`Http1Pool`] per origin (upstreams and
 //! the permission API), so a connection is only ever driven by the runtime
 //! that opened it. A connection goes back to the pool when its response body
-//! has been read to the end; a connection whose response was abandoned is
-//! closed. This is the seam behind which the upstream client can change.
+//! has been read to the end and its request body has been sent whole; any
+//! other connection is closed (an upstream may answer before it has read the
+//! request body, and the next request would wait behind the bytes still
+//! owed). This is the seam behind which the upstream client can change.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -50,7 +54,45 @@ impl std::fmt::Display for TransportError {
     }
 }
 
-impl std::error::Error for TransportError {}
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Connect(e) => Some(e),
+            Self::Http(e) => Some(e),
+            Self::ConnectTimeout | Self::Timeout => None,
+        }
+    }
+}
+
+/// Set once a request body has been sent to the end. Shared by the body
+/// being written and the response body, which returns the connection to the
+/// pool only once it is set.
+#[derive(Clone, Debug, Default)]
+pub struct BodySent(Arc<AtomicBool>);
+
+impl BodySent {
+    /// Records that the body's last frame has been taken.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A request body that tells the pool when it has been sent whole.
+pub trait TrackedBody: Body {
+    /// The flag the body sets once sent, or `None` when it was already at
+    /// its end before sending (nothing to wait for).
+    fn sent(&self) -> Option<BodySent>;
+}
+
+impl TrackedBody for Empty<Bytes> {
+    fn sent(&self) -> Option<BodySent> {
+        None
+    }
+}
 
 struct Idle<B> {
     sender: SendRequest<B>,
@@ -66,7 +108,7 @@ pub struct Http1Pool<B> {
 
 impl<B> Http1Pool<B>
 where
-    B: Body + Send + 'static,
+    B: TrackedBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -87,6 +129,7 @@ where
         timeout: Duration,
     ) -> Result<Response<PooledBody<B>>, TransportError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let body_sent = req.body().sent();
         let mut reuse_attempts = 0;
         loop {
             let (mut sender, reused) = match self.take_idle() {
@@ -116,6 +159,7 @@ where
                     return Ok(resp.map(|body| PooledBody {
                         inner: body,
                         release: Some((sender, pool)),
+                        body_sent,
                     }));
                 }
                 Ok(Err(mut e)) => match e.take_message() {
@@ -170,18 +214,15 @@ impl<B> Http1Pool<B> {
             });
         }
     }
-
-    /// Number of idle connections (for tests and diagnostics).
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().map_or(0, |i| i.len())
-    }
 }
 
 /// A response body that returns its connection to the pool once read to
-/// the end.
+/// the end, if the request body has been sent whole by then.
 pub struct PooledBody<B> {
     inner: Incoming,
     release: Option<(SendRequest<B>, Arc<Http1Pool<B>>)>,
+    /// `None` when the request had no body to send.
+    body_sent: Option<BodySent>,
 }
 
 impl<B> PooledBody<B> {
@@ -191,9 +232,13 @@ impl<B> PooledBody<B> {
         self.release = None;
     }
 
+    /// Pools the connection, or closes it while request bytes are still
+    /// owed: the next request would be written behind them.
     fn release(&mut self) {
         if let Some((sender, pool)) = self.release.take() {
-            pool.put_idle(sender);
+            if self.body_sent.as_ref().is_none_or(BodySent::is_marked) {
+                pool.put_idle(sender);
+            }
         }
     }
 }
@@ -233,7 +278,8 @@ where
 impl<B> Drop for PooledBody<B> {
     fn drop(&mut self) {
         // Read to the end (or empty from the start, like a 204 or a HEAD
-        // answer): the connection can take another request.
+        // answer): the connection can take another request, once the
+        // request body has been sent too.
         if self.inner.is_end_stream() {
             self.release();
         }

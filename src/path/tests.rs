@@ -217,6 +217,97 @@ fn unicode_lookalikes_of_separators_are_rejected() {
 }
 
 #[test]
+fn presentation_forms_the_hand_written_list_missed_are_rejected() {
+    // What NFKC folds them into: U+FE30 "..", U+2026 and U+FE19 "...",
+    // U+2488 "1.", U+2100 "a/c", U+33C2 "a.m.".
+    for p in [
+        "/%EF%B8%B0/x",
+        "/a/%ef%b8%b0",
+        "/a/\u{fe30}/b",
+        "/%E2%80%A6",
+        "/%EF%B8%99",
+        "/%E2%92%88",
+        "/%E2%84%80",
+        "/%E3%8F%82",
+    ] {
+        assert_eq!(norm(p), Err(PathRejection::LookalikeSeparator), "{p}");
+    }
+}
+
+/// Every non-ASCII scalar value whose NFKC form has a `.`, `/` or `\`, or
+/// that Windows best-fit conversion maps to `/` or `\`.
+fn folds_into_a_separator(c: char) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    const BEST_FIT: [char; 3] = ['\u{2044}', '\u{2215}', '\u{2216}'];
+    BEST_FIT.contains(&c)
+        || std::iter::once(c)
+            .nfkc()
+            .any(|d| matches!(d, '.' | '/' | '\\'))
+}
+
+#[test]
+fn best_fit_lookalikes_are_the_ones_nfkc_leaves_alone() {
+    use unicode_normalization::UnicodeNormalization;
+    for c in ['\u{2044}', '\u{2215}', '\u{2216}'] {
+        assert_eq!(c.to_string().nfkc().collect::<String>(), c.to_string());
+        let p = format!("/a/{c}/b");
+        assert_eq!(norm(&p), Err(PathRejection::LookalikeSeparator), "{p}");
+    }
+}
+
+#[test]
+fn every_non_ascii_code_point_is_rejected_exactly_when_it_folds_into_a_separator() {
+    use std::fmt::Write;
+    // All scalar values from U+0080, surrogates excluded. UTF-8 of a scalar
+    // value is valid and has no ASCII byte, so no other rejection applies;
+    // C1 controls (U+0085) and U+2028/U+2029 are not control bytes and are
+    // kept, percent-encoded, like any other character.
+    let opts = NormalizeOptions::default();
+    let scalars = (0x80..0xD800_u32).chain(0xE000..=0x10FFFF);
+    let (mut escaped, mut raw) = (String::new(), String::new());
+    let mut wrong = Vec::new();
+    let mut rejected = 0;
+    for cp in scalars {
+        let c = char::from_u32(cp).expect("a scalar value");
+        escaped.clear();
+        escaped.push_str("/a/");
+        let mut utf8 = [0u8; 4];
+        for b in c.encode_utf8(&mut utf8).bytes() {
+            write!(escaped, "%{b:02X}").expect("writing to a String");
+        }
+        escaped.push_str("/b");
+        raw.clear();
+        raw.push_str("/a/");
+        raw.push(c);
+        raw.push_str("/b");
+        let expected = if folds_into_a_separator(c) {
+            rejected += 1;
+            Err(PathRejection::LookalikeSeparator)
+        } else {
+            Ok(escaped.as_str())
+        };
+        let got = normalize(&escaped, &opts);
+        // The raw character is read the same way (and forwarded escaped).
+        let got_raw = normalize(&raw, &opts);
+        if got.as_deref().map_err(|e| *e) != expected
+            || got_raw.as_deref().map_err(|e| *e) != expected
+        {
+            wrong.push(format!("U+{cp:04X} {got:?} raw {got_raw:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} code points misjudged, first: {:#?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(40)]
+    );
+    assert!(
+        rejected > 30,
+        "only {rejected} look-alikes: is NFKC in use?"
+    );
+}
+
+#[test]
 fn paths_that_are_not_origin_form_are_rejected() {
     assert_eq!(norm("*"), Err(PathRejection::NotOriginForm));
     assert_eq!(norm(""), Err(PathRejection::NotOriginForm));

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::transport::PooledBody;
+use crate::transport::{BodySent, PooledBody, TrackedBody};
 
 /// Error from a request body that grew past `max_request_body`.
 #[derive(Debug)]
@@ -52,19 +52,38 @@ impl std::error::Error for ClientBodyError {
 }
 
 /// The client's body, streamed upstream; fails once it passes the limit,
-/// which aborts the upstream request before it completes.
+/// which aborts the upstream request before it completes. Marks when its
+/// last frame has been taken, so the upstream connection is pooled only
+/// once nothing more is owed on it.
 pub struct RequestBody {
     inner: Incoming,
     remaining: u64,
+    /// `None` for a body already at its end (no body): nothing to track.
+    sent: Option<BodySent>,
 }
 
 impl RequestBody {
     /// Streams `inner`, allowing at most `limit` bytes.
     pub fn new(inner: Incoming, limit: u64) -> Self {
+        let sent = (!inner.is_end_stream()).then(BodySent::default);
         Self {
             inner,
             remaining: limit,
+            sent,
         }
+    }
+
+    /// Records that the last frame has been taken.
+    fn mark_sent(&self) {
+        if let Some(sent) = &self.sent {
+            sent.mark();
+        }
+    }
+}
+
+impl TrackedBody for RequestBody {
+    fn sent(&self) -> Option<BodySent> {
+        self.sent.clone()
     }
 }
 
@@ -86,6 +105,14 @@ impl Body for RequestBody {
                 }
                 self.remaining -= len;
             }
+        }
+        let last = match &frame {
+            None => true,
+            Some(Ok(f)) => f.is_trailers() || self.inner.is_end_stream(),
+            Some(Err(_)) => false,
+        };
+        if last {
+            self.mark_sent();
         }
         Poll::Ready(frame.map(|r| r.map_err(|e| ClientBodyError(e).into())))
     }

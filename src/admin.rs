@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::decision::Grants;
 use crate::gateway::Shared;
 use crate::grants::constant_time_eq;
-use crate::reload::{Reloader, Trigger};
+use crate::reload::{ReloadOutcome, Reloader, Trigger};
 
 /// Serves the admin endpoints until `stop` turns true.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
@@ -89,20 +89,33 @@ fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         "/readyz" => text(StatusCode::OK, "ready\n"),
         "/admin/routes" => json_response(StatusCode::OK, &routes_status(shared)),
         "/admin/explain" => explain(shared, req.uri().query().unwrap_or("")),
-        "/admin/reload" => match Reloader::new(Arc::clone(shared)).reload(Trigger::Admin) {
-            Ok(s) => json_response(
-                StatusCode::OK,
-                &json!({"routes": s.routes, "sha256": s.sha256, "loadedAt": timestamp(s.loaded_at), "changed": s.changed}),
-            ),
-            Err(e) => json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"error": e.to_string()}),
-            ),
-        },
+        "/admin/reload" => reload_answer(Reloader::new(Arc::clone(shared)).reload(Trigger::Admin)),
         _ => {
             shared.cache.purge();
             json_response(StatusCode::OK, &json!({"purged": true}))
         }
+    }
+}
+
+/// `POST /admin/reload`: 200 with what serves now, or 422 with the error
+/// (the old table keeps serving); both say whether a restart is needed.
+fn reload_answer(outcome: ReloadOutcome) -> Response<Full<Bytes>> {
+    let restart_needed = outcome.restart_needed;
+    match outcome.result {
+        Ok(s) => json_response(
+            StatusCode::OK,
+            &json!({
+                "routes": s.routes,
+                "sha256": s.sha256,
+                "loadedAt": timestamp(s.loaded_at),
+                "changed": s.changed,
+                "restartNeeded": restart_needed,
+            }),
+        ),
+        Err(e) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"error": e.to_string(), "restartNeeded": restart_needed}),
+        ),
     }
 }
 

@@ -13,8 +13,9 @@
 //! * `SIGHUP`;
 //! * `POST /admin/reload`.
 //!
-//! A change to the main config file is detected the same way and logged as
-//! needing a restart; it is never applied.
+//! Every reload, whatever its trigger, also compares the main config file
+//! with the one running (and so does the poll): a change is logged as not
+//! applied and reported as needing a restart; it is never applied.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +46,15 @@ pub struct ReloadSummary {
     pub loaded_at: SystemTime,
     /// Whether the table was replaced (false: the file had not changed).
     pub changed: bool,
+}
+
+/// What a reload did, and whether the main config on disk needs a restart.
+#[derive(Debug)]
+pub struct ReloadOutcome {
+    /// The routes and grants reload.
+    pub result: Result<ReloadSummary, ConfigError>,
+    /// The main config file differs from the one running.
+    pub restart_needed: bool,
 }
 
 /// The last reload that failed.
@@ -120,11 +130,22 @@ impl Reloader {
         Self { shared }
     }
 
+    /// Reloads the routes and grants files (see [`Self::reload_files`]),
+    /// then checks the main config file, which is never applied.
+    pub fn reload(&self, trigger: Trigger) -> ReloadOutcome {
+        let result = self.reload_files(trigger);
+        let restart_needed = self.check_main_config(Some(trigger));
+        ReloadOutcome {
+            result,
+            restart_needed,
+        }
+    }
+
     /// Reads the routes file (and the grants file, for the file source),
     /// compiles what changed and swaps in a new snapshot. Both files are one
     /// unit: if either fails, the old snapshot keeps serving. Unchanged
     /// content keeps the current snapshot (and clears a stale error).
-    pub fn reload(&self, trigger: Trigger) -> Result<ReloadSummary, ConfigError> {
+    fn reload_files(&self, trigger: Trigger) -> Result<ReloadSummary, ConfigError> {
         let mut state = self.state();
         let files = match Files::read(&self.shared.config) {
             Ok(f) => f,
@@ -171,8 +192,8 @@ impl Reloader {
         })
     }
 
-    /// Reloads if the files' content differs from what was last tried, and
-    /// warns once if the main config file changed.
+    /// Reloads if the files' content differs from what was last tried;
+    /// otherwise only checks the main config file.
     fn reload_if_changed(&self) {
         let config = &self.shared.config;
         let files = [Some(&config.routes_file), grants_file(config)];
@@ -185,26 +206,36 @@ impl Reloader {
             .unwrap_or_default();
         let last_tried = self.state().last_tried.clone();
         if last_tried.as_deref() != Some(fingerprint.as_str()) {
-            let _ = self.reload(Trigger::FileChange);
+            self.reload(Trigger::FileChange);
+        } else {
+            self.check_main_config(None);
         }
-        self.check_main_config();
     }
 
-    fn check_main_config(&self) {
+    /// Whether the main config file on disk differs from the one running
+    /// (an unreadable file leaves the last answer). Warns that it was not
+    /// applied on every reload, and once per content otherwise.
+    fn check_main_config(&self, reload: Option<Trigger>) -> bool {
         let Ok(bytes) = std::fs::read(&self.shared.config.file) else {
-            return;
+            return self.state().restart_needed();
         };
         let hash = sha256_hex(&bytes);
         let mut state = self.state();
         if hash == self.shared.config.sha256 {
             state.config_warned = None;
-        } else if state.config_warned.as_ref() != Some(&hash) {
-            tracing::warn!(
-                file = %self.shared.config.file.display(),
-                "the main config file changed on disk; it is not reloaded: restart permgate to apply it"
-            );
-            state.config_warned = Some(hash);
+            return false;
         }
+        let unseen = state.config_warned.as_ref() != Some(&hash);
+        state.config_warned = Some(hash);
+        drop(state);
+        if unseen || reload.is_some() {
+            tracing::warn!(
+                trigger = reload.map(Trigger::as_str),
+                file = %self.shared.config.file.display(),
+                "the main config file changed on disk and was not applied: restart permgate to apply it"
+            );
+        }
+        true
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, ReloadState> {
@@ -218,7 +249,7 @@ impl Reloader {
         // must still be seen.
         let loaded = fingerprint_of(&self.shared.snapshot.load());
         self.state().last_tried = Some(loaded);
-        self.check_main_config();
+        self.check_main_config(None);
         let (tx, mut events) = mpsc::channel::<()>(1);
         let _watcher = if self.shared.config.routes_watch {
             watch_folders(
@@ -246,7 +277,7 @@ impl Reloader {
                     self.state().reap();
                 }
                 Some(()) = recv_signal(&mut hup) => {
-                    let _ = self.reload(Trigger::Signal);
+                    self.reload(Trigger::Signal);
                 }
                 _ = stop.changed() => return,
             }

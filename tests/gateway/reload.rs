@@ -38,6 +38,11 @@ require = ["items:item:view"]
 
 const BROKEN: &str = "[[route]]\nmethods = [\"GET\"]\npath = \"/items/{id}\"\nrequires = [\"x\"]\n";
 
+/// A SIGHUP reaches every gateway of this test process. Tests that send one
+/// hold this for writing; tests that a stray reload would disturb (counted
+/// reloads, "nothing reloads on its own") hold it for reading.
+static SIGHUP: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn setup(
     b: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
 ) -> (Backend, PermissionApi, RunningGateway) {
@@ -105,10 +110,27 @@ async fn a_configmap_symlink_swap_is_applied() {
     assert!(becomes(&gw, 403).await);
 }
 
+/// Sends SIGHUP to this process (which runs the gateways under test) and
+/// waits until it has arrived.
+async fn sighup_self(hup: &mut tokio::signal::unix::Signal) {
+    use rustix::process::{Signal, getpid, kill_process};
+    kill_process(getpid(), Signal::HUP).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), hup.recv())
+        .await
+        .expect("SIGHUP arrives");
+}
+
+/// A SIGHUP listener of the test itself, registered before any SIGHUP is
+/// sent, so the signal can never take its default action (ending the test
+/// process) whatever the gateway has registered by then.
+fn hup_listener() -> tokio::signal::unix::Signal {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap()
+}
+
 #[tokio::test]
 async fn sighup_reloads() {
-    // Registered first, so a SIGHUP can never take the default action here.
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let mut hup = hup_listener();
+    let _only_sender = SIGHUP.write().await;
     let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
     assert_eq!(status(&gw).await, 200);
     write_via_rename(&gw.dir, TABLE_B);
@@ -118,22 +140,70 @@ async fn sighup_reloads() {
         200,
         "watch = false: nothing reloads on its own"
     );
-    let pid = std::process::id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    tokio::time::timeout(Duration::from_secs(5), hup.recv())
-        .await
-        .unwrap();
+    sighup_self(&mut hup).await;
     assert!(becomes(&gw, 403).await, "SIGHUP applied the new table");
+}
+
+/// Changes the main config file without changing what it means.
+fn touch_main_config(dir: &Path) -> String {
+    let path = dir.join("permgate.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{original}# edited while running\n")).unwrap();
+    original
+}
+
+#[tokio::test]
+async fn admin_reload_reports_a_main_config_change() {
+    let _no_stray_reload = SIGHUP.read().await;
+    let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
+    let reload = async || request(gw.admin, "POST", "/admin/reload", &[], "").await;
+    assert_eq!(admin_routes(&gw).await["restartNeeded"], false);
+
+    let original = touch_main_config(&gw.dir);
+    let r = reload().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        admin_routes(&gw).await["restartNeeded"],
+        true,
+        "the reload saw the changed main config"
+    );
+    assert_eq!(r.json()["restartNeeded"], true, "and its answer says so");
+    assert_eq!(status(&gw).await, 200, "routes still served");
+
+    write_via_rename(&gw.dir, BROKEN);
+    let r = reload().await;
+    assert_eq!(
+        (r.status, &r.json()["restartNeeded"]),
+        (422, &serde_json::Value::Bool(true)),
+        "a failed reload says it too"
+    );
+
+    std::fs::write(gw.dir.join("permgate.toml"), original).unwrap();
+    write_via_rename(&gw.dir, TABLE_A);
+    let r = reload().await;
+    assert_eq!(r.json()["restartNeeded"], false, "the change was undone");
+    assert_eq!(admin_routes(&gw).await["restartNeeded"], false);
+}
+
+#[tokio::test]
+async fn sighup_reports_a_main_config_change() {
+    let mut hup = hup_listener();
+    let _only_sender = SIGHUP.write().await;
+    let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
+    assert_eq!(admin_routes(&gw).await["restartNeeded"], false);
+    touch_main_config(&gw.dir);
+    sighup_self(&mut hup).await;
+    let seen = eventually(Duration::from_secs(5), async || {
+        admin_routes(&gw).await["restartNeeded"] == true
+    })
+    .await;
+    assert!(seen, "the reload on SIGHUP saw the changed main config");
+    assert_eq!(status(&gw).await, 200, "routes still served");
 }
 
 #[tokio::test]
 async fn admin_reload_and_broken_files() {
+    let _no_stray_reload = SIGHUP.read().await;
     let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
     let before = admin_routes(&gw).await;
     assert_eq!(before["routes"], 2);

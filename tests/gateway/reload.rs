@@ -258,6 +258,73 @@ async fn admin_reload_and_broken_files() {
     );
 }
 
+/// `TABLE_A` and `n` more routes, each with its own path and permission.
+fn large_table(n: usize) -> String {
+    let mut out = String::from(TABLE_A);
+    for i in 0..n {
+        let (svc, res) = (i / 100, i % 100);
+        out.push_str(&format!(
+            "[[route]]\nname = \"r{i}\"\nmethods = [\"GET\"]\npath = \"/api/s{svc}/r{res}/{{id}}\"\nrequire = [\"s{svc}:r{res}:view\"]\n"
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn probes_answer_while_a_reload_is_in_progress() {
+    use tokio::io::AsyncWriteExt;
+    let _no_stray_reload = SIGHUP.read().await;
+    let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
+    // A FIFO in place of the routes file: the reload's read of it ends only
+    // when the test closes the write end, so the test knows that a reload
+    // is in progress, and holds it there, however fast the machine.
+    let routes = gw.dir.join("routes.toml");
+    std::fs::remove_file(&routes).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&routes)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let admin = gw.admin;
+    let reload =
+        tokio::spawn(async move { request(admin, "POST", "/admin/reload", &[], "").await });
+    // Opening the write end (without blocking) works once a reader has it open.
+    let mut writer = None;
+    let opened = eventually(Duration::from_secs(5), async || {
+        writer = tokio::net::unix::pipe::OpenOptions::new()
+            .open_sender(&routes)
+            .ok();
+        writer.is_some()
+    })
+    .await;
+    assert!(opened, "the reload opens the routes file");
+    let mut writer = writer.unwrap();
+
+    for path in ["/healthz", "/readyz", "/admin/routes"] {
+        let r = tokio::time::timeout(Duration::from_secs(3), get(gw.admin, path, None))
+            .await
+            .unwrap_or_else(|_| panic!("{path} waited for the reload"));
+        assert_eq!(r.status, 200, "{path}");
+    }
+    assert!(
+        !reload.is_finished(),
+        "the reload was in progress all along"
+    );
+
+    writer
+        .write_all(large_table(20_000).as_bytes())
+        .await
+        .unwrap();
+    drop(writer);
+    let r = reload.await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["routes"], 20_002);
+    assert_eq!(admin_routes(&gw).await["routes"], 20_002);
+    assert_eq!(get(gw.admin, "/healthz", None).await.status, 200);
+    // A plain file again, so that nothing else can wait on the FIFO.
+    write_via_rename(&gw.dir, TABLE_A);
+}
+
 #[tokio::test]
 async fn a_broken_file_on_disk_is_reported_until_fixed() {
     let (_b, _api, gw) = setup(|b| b).await;

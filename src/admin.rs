@@ -1,9 +1,12 @@
-//! The admin listener (SPEC §9).
+//! The admin listener.
 //!
 //! `GET /healthz`, `GET /readyz`, and under `/admin/` (which needs
 //! `Authorization: Bearer <token>` when `admin.token_sha256` is set):
 //! `GET /admin/routes`, `POST /admin/reload`, `POST /admin/cache/purge`,
 //! `GET /admin/explain`.
+//!
+//! Connections get the main listener's `request_header_timeout` and are
+//! capped at [`MAX_CONNECTIONS`]; nothing here waits for a reload's compile.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,21 +18,36 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::common::constant_time_eq;
 use crate::decision::{ExplainRequest, Grants};
 use crate::gateway::Shared;
-use crate::reload::{Reloader, Trigger};
+use crate::reload::{ReloadOutcome, Reloader, Trigger};
+
+/// Admin connections served at once. Probes, a metrics scraper and an
+/// operator need a handful; beyond this, new connections wait in the listen
+/// backlog until one ends, so a flood cannot take file descriptors and
+/// memory from the proxy.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Serves the admin endpoints until `stop` turns true.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(shared.config.server.request_header_timeout);
     loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
@@ -42,19 +60,21 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::
             _ = stop.changed() => return,
         };
         let shared = Arc::clone(&shared);
+        let http = http.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(route(&shared, req)) }
+                async move { Ok::<_, Infallible>(route(&shared, req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            // Ends when the client closes, fails, or is silent for the
+            // header timeout; then the slot is free.
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
         });
     }
 }
 
-fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path.starts_with("/admin/") && !authorized(shared, req.headers()) {
         let mut r = json_response(
@@ -89,20 +109,36 @@ fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         "/readyz" => text(StatusCode::OK, "ready\n"),
         "/admin/routes" => json_response(StatusCode::OK, &routes_status(shared)),
         "/admin/explain" => explain(shared, req.uri().query().unwrap_or("")),
-        "/admin/reload" => match Reloader::new(Arc::clone(shared)).reload(Trigger::Admin) {
-            Ok(s) => json_response(
-                StatusCode::OK,
-                &json!({"routes": s.routes, "sha256": s.sha256, "loadedAt": timestamp(s.loaded_at), "changed": s.changed}),
-            ),
-            Err(e) => json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"error": e.to_string()}),
-            ),
-        },
+        "/admin/reload" => {
+            let reloader = Reloader::new(Arc::clone(shared));
+            reload_answer(reloader.reload_off_thread(Trigger::Admin).await)
+        }
         _ => {
             shared.cache.purge();
             json_response(StatusCode::OK, &json!({"purged": true}))
         }
+    }
+}
+
+/// `POST /admin/reload`: 200 with what serves now, or 422 with the error
+/// (the old table keeps serving); both say whether a restart is needed.
+fn reload_answer(outcome: ReloadOutcome) -> Response<Full<Bytes>> {
+    let restart_needed = outcome.restart_needed;
+    match outcome.result {
+        Ok(s) => json_response(
+            StatusCode::OK,
+            &json!({
+                "routes": s.routes,
+                "sha256": s.sha256,
+                "loadedAt": timestamp(s.loaded_at),
+                "changed": s.changed,
+                "restartNeeded": restart_needed,
+            }),
+        ),
+        Err(e) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"error": e.to_string(), "restartNeeded": restart_needed}),
+        ),
     }
 }
 

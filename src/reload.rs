@@ -3,7 +3,11 @@
 //! One procedure, [`Reloader::reload`], reads the file, compiles a complete
 //! new [`Snapshot`] and swaps it in with one store; on any error the old
 //! snapshot keeps serving and the error is kept for `/admin/routes` until a
-//! good file loads. Reloads are serialized. Four triggers call it:
+//! good file loads. Reloads are serialized by a lock of their own; the
+//! bookkeeping read by `/admin/routes` is locked only briefly, never while
+//! a file is read or compiled. Every trigger runs it on a blocking thread
+//! lowered to nice 19, so neither the admin listener (probes) nor the
+//! workers wait for a compile. Four triggers call it:
 //!
 //! * a change on disk, seen by `notify` on the file's folder (so editors that
 //!   write a temp file and rename it, and Kubernetes ConfigMaps that swap a
@@ -13,11 +17,12 @@
 //! * `SIGHUP`;
 //! * `POST /admin/reload`.
 //!
-//! A change to the main config file is detected the same way and logged as
-//! needing a restart; it is never applied.
+//! Every reload, whatever its trigger, also compares the main config file
+//! with the one running (and so does the poll): a change is logged as not
+//! applied and reported as needing a restart; it is never applied.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -47,6 +52,15 @@ pub struct ReloadSummary {
     pub changed: bool,
 }
 
+/// What a reload did, and whether the main config on disk needs a restart.
+#[derive(Debug)]
+pub struct ReloadOutcome {
+    /// The routes and grants reload.
+    pub result: Result<ReloadSummary, ConfigError>,
+    /// The main config file differs from the one running.
+    pub restart_needed: bool,
+}
+
 /// The last reload that failed.
 #[derive(Clone, Debug)]
 pub struct ReloadFailure {
@@ -67,8 +81,12 @@ pub struct ReloadState {
     /// Hash of the main config file content last warned about.
     config_warned: Option<String>,
     /// Snapshots swapped out but maybe still used by requests in flight;
-    /// freed here, off the request path, once nothing else holds them.
+    /// freed by the reloader, off the request path, once nothing else holds
+    /// them.
     retired: Vec<Arc<Snapshot>>,
+    /// Held by a reload from start to end, so reloads run one at a time
+    /// while this state stays free for `/admin/routes`.
+    serial: Arc<Mutex<()>>,
     /// Reloads that replaced the table so far.
     pub succeeded: u64,
     /// Failed reloads so far.
@@ -76,9 +94,14 @@ pub struct ReloadState {
 }
 
 impl ReloadState {
-    /// Frees retired snapshots no request holds any more.
-    fn reap(&mut self) {
-        self.retired.retain(|s| Arc::strong_count(s) > 1);
+    /// Takes out the retired snapshots no request holds any more, to be
+    /// dropped (freed) once this state is unlocked.
+    fn reap(&mut self) -> Vec<Arc<Snapshot>> {
+        let (free, keep) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|s| Arc::strong_count(s) == 1);
+        self.retired = keep;
+        free
     }
 
     /// Whether the main config file on disk differs from the one running.
@@ -120,34 +143,74 @@ impl Reloader {
         Self { shared }
     }
 
+    /// [`Self::reload`] on a blocking thread at low priority, awaited: the
+    /// calling runtime goes on serving its other tasks meanwhile.
+    pub async fn reload_off_thread(&self, trigger: Trigger) -> ReloadOutcome {
+        self.off_thread(move |r| r.reload(trigger)).await
+    }
+
+    /// Runs `work` on a blocking thread lowered to nice 19 and awaits it.
+    /// A panic in `work` resumes here.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> T + Send + 'static,
+    ) -> T {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            lower_this_threads_priority();
+            work(&this)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Reloads the routes and grants files (on any error the old snapshot
+    /// keeps serving), then checks the main config file, which is never
+    /// applied. Blocks
+    /// while another reload runs and while the files are read and compiled:
+    /// call it on a blocking thread ([`Self::reload_off_thread`]).
+    pub fn reload(&self, trigger: Trigger) -> ReloadOutcome {
+        let serial = Arc::clone(&self.state().serial);
+        let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.reload_files(trigger);
+        let restart_needed = self.check_main_config(Some(trigger));
+        ReloadOutcome {
+            result,
+            restart_needed,
+        }
+    }
+
     /// Reads the routes file (and the grants file, for the file source),
     /// compiles what changed and swaps in a new snapshot. Both files are one
     /// unit: if either fails, the old snapshot keeps serving. Unchanged
     /// content keeps the current snapshot (and clears a stale error).
-    pub fn reload(&self, trigger: Trigger) -> Result<ReloadSummary, ConfigError> {
-        let mut state = self.state();
-        let files = match Files::read(&self.shared.config) {
-            Ok(f) => f,
-            Err(e) => return Err(fail(&mut state, trigger, e)),
-        };
-        state.last_tried = Some(files.fingerprint());
+    fn reload_files(&self, trigger: Trigger) -> Result<ReloadSummary, ConfigError> {
+        let config = &self.shared.config;
+        let files = Files::read(config).map_err(|e| self.failed(trigger, e))?;
+        self.state().last_tried = Some(files.fingerprint());
         let current = self.shared.snapshot.load_full();
-        let next = match files.compile(&self.shared.config, &current) {
-            Ok(n) => n,
-            Err(e) => return Err(fail(&mut state, trigger, e)),
-        };
+        let next = files
+            .compile(config, &current)
+            .map_err(|e| self.failed(trigger, e))?;
         let routes_changed = !Arc::ptr_eq(&next.routes, &current.routes);
         let grants_changed = match (&next.grants, &current.grants) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
             (a, b) => a.is_some() != b.is_some(),
         };
         let changed = routes_changed || grants_changed;
+        let routes = next.routes.routes().len();
+        let old = changed.then(|| self.shared.snapshot.swap(Arc::new(next)));
+        let freed = {
+            let mut state = self.state();
+            state.last_failure = None;
+            if let Some(old) = old {
+                state.retired.push(old);
+                state.succeeded += 1;
+            }
+            state.reap()
+        };
+        drop(freed);
         if changed {
-            let routes = next.routes.routes().len();
-            let old = self.shared.snapshot.swap(Arc::new(next));
-            state.retired.push(old);
-            state.reap();
-            state.succeeded += 1;
             if grants_changed {
                 // Keys are salted with the file's hash, so old answers are
                 // unreachable already; this frees their memory.
@@ -161,7 +224,6 @@ impl Reloader {
                 "reloaded"
             );
         }
-        state.last_failure = None;
         let current = self.shared.snapshot.load();
         Ok(ReloadSummary {
             routes: current.routes.routes().len(),
@@ -171,8 +233,8 @@ impl Reloader {
         })
     }
 
-    /// Reloads if the files' content differs from what was last tried, and
-    /// warns once if the main config file changed.
+    /// Reloads if the files' content differs from what was last tried;
+    /// otherwise only checks the main config file.
     fn reload_if_changed(&self) {
         let config = &self.shared.config;
         let files = [Some(&config.routes_file), grants_file(config)];
@@ -185,29 +247,58 @@ impl Reloader {
             .unwrap_or_default();
         let last_tried = self.state().last_tried.clone();
         if last_tried.as_deref() != Some(fingerprint.as_str()) {
-            let _ = self.reload(Trigger::FileChange);
+            self.reload(Trigger::FileChange);
+        } else {
+            self.check_main_config(None);
         }
-        self.check_main_config();
     }
 
-    fn check_main_config(&self) {
+    /// Whether the main config file on disk differs from the one running
+    /// (an unreadable file leaves the last answer). Warns that it was not
+    /// applied on every reload, and once per content otherwise.
+    fn check_main_config(&self, reload: Option<Trigger>) -> bool {
         let Ok(bytes) = std::fs::read(&self.shared.config.file) else {
-            return;
+            return self.state().restart_needed();
         };
         let hash = sha256_hex(&bytes);
         let mut state = self.state();
         if hash == self.shared.config.sha256 {
             state.config_warned = None;
-        } else if state.config_warned.as_ref() != Some(&hash) {
-            tracing::warn!(
-                file = %self.shared.config.file.display(),
-                "the main config file changed on disk; it is not reloaded: restart permgate to apply it"
-            );
-            state.config_warned = Some(hash);
+            return false;
         }
+        let unseen = state.config_warned.as_ref() != Some(&hash);
+        state.config_warned = Some(hash);
+        drop(state);
+        if unseen || reload.is_some() {
+            tracing::warn!(
+                trigger = reload.map(Trigger::as_str),
+                file = %self.shared.config.file.display(),
+                "the main config file changed on disk and was not applied: restart permgate to apply it"
+            );
+        }
+        true
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, ReloadState> {
+    /// Records a failed reload; the previous table keeps serving.
+    fn failed(&self, trigger: Trigger, error: ConfigError) -> ConfigError {
+        tracing::error!(trigger = trigger.as_str(), error = %error, "routes not reloaded; the previous table keeps serving");
+        let mut state = self.state();
+        state.last_failure = Some(ReloadFailure {
+            error: error.clone(),
+            at: SystemTime::now(),
+        });
+        state.failed += 1;
+        error
+    }
+
+    /// Frees retired snapshots no request holds any more, outside the lock.
+    fn reap(&self) {
+        let freed = self.state().reap();
+        drop(freed);
+    }
+
+    /// The bookkeeping, locked: hold it only briefly.
+    fn state(&self) -> MutexGuard<'_, ReloadState> {
         self.shared.reload.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -218,7 +309,7 @@ impl Reloader {
         // must still be seen.
         let loaded = fingerprint_of(&self.shared.snapshot.load());
         self.state().last_tried = Some(loaded);
-        self.check_main_config();
+        self.check_main_config(None);
         let (tx, mut events) = mpsc::channel::<()>(1);
         let _watcher = if self.shared.config.routes_watch {
             watch_folders(
@@ -237,16 +328,20 @@ impl Reloader {
                     // Let a burst of events (write, chmod, rename) settle.
                     tokio::time::sleep(DEBOUNCE).await;
                     while events.try_recv().is_ok() {}
-                    self.reload_if_changed();
+                    self.off_thread(Self::reload_if_changed).await;
                 }
                 _ = poll.tick() => {
-                    if self.shared.config.routes_watch {
-                        self.reload_if_changed();
-                    }
-                    self.state().reap();
+                    let watch = self.shared.config.routes_watch;
+                    self.off_thread(move |r| {
+                        if watch {
+                            r.reload_if_changed();
+                        }
+                        r.reap();
+                    })
+                    .await;
                 }
                 Some(()) = recv_signal(&mut hup) => {
-                    let _ = self.reload(Trigger::Signal);
+                    self.reload_off_thread(Trigger::Signal).await;
                 }
                 _ = stop.changed() => return,
             }
@@ -330,17 +425,6 @@ fn grants_file(config: &Config) -> Option<&PathBuf> {
     }
 }
 
-/// Records a failed reload; the previous table keeps serving.
-fn fail(state: &mut ReloadState, trigger: Trigger, error: ConfigError) -> ConfigError {
-    tracing::error!(trigger = trigger.as_str(), error = %error, "routes not reloaded; the previous table keeps serving");
-    state.last_failure = Some(ReloadFailure {
-        error: error.clone(),
-        at: SystemTime::now(),
-    });
-    state.failed += 1;
-    error
-}
-
 /// Whether `file` (through symlinks) was modified less than `within` ago.
 fn modified_within(file: &Path, within: Duration) -> bool {
     std::fs::metadata(file)
@@ -389,31 +473,42 @@ fn watch_folders(files: &[&Path], tx: mpsc::Sender<()>) -> Option<notify::Recomm
     Some(watcher)
 }
 
-/// Lowers the scheduling priority of the calling thread (nice 19), so that
+/// Lowers the scheduling priority of the calling thread to nice 19, so
 /// compiling a large table shares a core with the workers on unequal terms:
-/// requests in flight barely notice a reload. Linux only; without `renice`
-/// it does nothing.
-pub fn lower_this_threads_priority() {
-    let Some(tid) = std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-    else {
-        return;
-    };
-    let lowered = std::process::Command::new("renice")
-        .args(["-n", "19", "-p", &tid])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !lowered {
-        tracing::debug!("could not lower the priority of the reload thread");
+/// requests in flight barely notice a reload. It stays lowered (raising it
+/// back needs privileges), which suits the blocking threads of the runtime
+/// that reloads, as reloads are all they run. Linux only (elsewhere the call
+/// would apply to the whole process); a failure is logged at debug level and
+/// ignored.
+fn lower_this_threads_priority() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "could not lower the priority of the reload thread");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn lowers_the_priority_of_the_calling_thread_only() {
+        use rustix::process::getpriority_process;
+        let before = getpriority_process(None).unwrap();
+        let lowered = std::thread::spawn(|| {
+            lower_this_threads_priority();
+            getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, 19);
+        assert_eq!(
+            getpriority_process(None).unwrap(),
+            before,
+            "other threads keep theirs"
+        );
+    }
 
     #[test]
     fn retired_snapshots_are_freed_only_when_no_request_holds_them() {
@@ -425,13 +520,15 @@ mod tests {
         let in_flight = Arc::clone(&snapshot);
         let mut state = ReloadState::default();
         state.retired.push(snapshot);
-        state.reap();
+        assert!(state.reap().is_empty());
         assert_eq!(state.retired.len(), 1, "a request still holds it");
         drop(in_flight);
-        state.reap();
+        let freed = state.reap();
         assert!(
             state.retired.is_empty(),
-            "freed here once the request is done"
+            "taken out once the request is done"
         );
+        assert_eq!(freed.len(), 1);
+        assert_eq!(Arc::strong_count(&freed[0]), 1, "and dropping it frees it");
     }
 }

@@ -3,10 +3,11 @@
 //! [`run`] starts `server.workers` threads, each with a single-threaded
 //! tokio runtime that accepts from the shared proxy listener and serves its
 //! connections (HTTP/1.1, and HTTP/2 with prior knowledge) with its own
-//! upstream connection pools. The admin listener and reloads run on the
-//! caller's runtime, whose thread is lowered to nice 19 once the workers
-//! are started. When the shutdown future completes, `/readyz` turns 503, serving
-//! goes on for `drain_delay`, then accepting stops and in-flight requests get
+//! upstream connection pools. The admin listener and the reload triggers run
+//! on the caller's runtime, at normal priority; reloads read and compile on
+//! its blocking threads, lowered to nice 19, so probes never wait for them.
+//! When the shutdown future completes, `/readyz` turns 503, serving goes on
+//! for `drain_delay`, then accepting stops and in-flight requests get
 //! `shutdown_timeout` to finish.
 
 use std::future::Future;
@@ -90,10 +91,6 @@ pub async fn run(
         done.push(done_rx);
     }
 
-    // The workers exist now, at normal priority (new threads inherit their
-    // creator's): this thread, which runs the admin listener and reloads,
-    // can step back so that compiling a large table barely slows them.
-    crate::reload::lower_this_threads_priority();
     let admin_task = tokio::spawn(crate::admin::serve(
         Arc::clone(&shared),
         admin,

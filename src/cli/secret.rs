@@ -1,7 +1,9 @@
 //! `permgate hash-token` and `permgate hash-password`.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
+
+use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
 
 use crate::grants::{hash_password, hash_token};
 
@@ -39,11 +41,9 @@ fn read_secret(prompt: &str) -> Result<String, String> {
     if stdin.is_terminal() {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
-        let echo_off = set_echo(false);
+        let echo_off = EchoOff::new();
         let read = stdin.lock().read_line(&mut raw);
-        if echo_off {
-            set_echo(true);
-        }
+        drop(echo_off);
         eprintln!();
         read.map_err(|e| format!("cannot read stdin: {e}"))?;
     } else {
@@ -66,13 +66,29 @@ pub fn strip_one_newline(s: &str) -> &str {
         .unwrap_or(s)
 }
 
-/// Turns terminal echo on or off with `stty`; whether it worked.
-fn set_echo(on: bool) -> bool {
-    Command::new("stty")
-        .arg(if on { "echo" } else { "-echo" })
-        .stdin(Stdio::inherit())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Echo turned off on the stdin terminal; the saved settings come back when
+/// dropped (also on a panic).
+struct EchoOff {
+    saved: Termios,
+}
+
+impl EchoOff {
+    /// Turns echo off; `None` (echo as it was) if stdin's settings cannot
+    /// be read or changed.
+    fn new() -> Option<Self> {
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &self.saved);
+    }
 }
 
 #[cfg(test)]

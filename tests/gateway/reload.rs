@@ -38,6 +38,11 @@ require = ["items:item:view"]
 
 const BROKEN: &str = "[[route]]\nmethods = [\"GET\"]\npath = \"/items/{id}\"\nrequires = [\"x\"]\n";
 
+/// A SIGHUP reaches every gateway of this test process. Tests that send one
+/// hold this for writing; tests that a stray reload would disturb (counted
+/// reloads, "nothing reloads on its own") hold it for reading.
+static SIGHUP: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn setup(
     b: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
 ) -> (Backend, PermissionApi, RunningGateway) {
@@ -105,10 +110,27 @@ async fn a_configmap_symlink_swap_is_applied() {
     assert!(becomes(&gw, 403).await);
 }
 
+/// Sends SIGHUP to this process (which runs the gateways under test) and
+/// waits until it has arrived.
+async fn sighup_self(hup: &mut tokio::signal::unix::Signal) {
+    use rustix::process::{Signal, getpid, kill_process};
+    kill_process(getpid(), Signal::HUP).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), hup.recv())
+        .await
+        .expect("SIGHUP arrives");
+}
+
+/// A SIGHUP listener of the test itself, registered before any SIGHUP is
+/// sent, so the signal can never take its default action (ending the test
+/// process) whatever the gateway has registered by then.
+fn hup_listener() -> tokio::signal::unix::Signal {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap()
+}
+
 #[tokio::test]
 async fn sighup_reloads() {
-    // Registered first, so a SIGHUP can never take the default action here.
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let mut hup = hup_listener();
+    let _only_sender = SIGHUP.write().await;
     let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
     assert_eq!(status(&gw).await, 200);
     write_via_rename(&gw.dir, TABLE_B);
@@ -118,22 +140,70 @@ async fn sighup_reloads() {
         200,
         "watch = false: nothing reloads on its own"
     );
-    let pid = std::process::id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    tokio::time::timeout(Duration::from_secs(5), hup.recv())
-        .await
-        .unwrap();
+    sighup_self(&mut hup).await;
     assert!(becomes(&gw, 403).await, "SIGHUP applied the new table");
+}
+
+/// Changes the main config file without changing what it means.
+fn touch_main_config(dir: &Path) -> String {
+    let path = dir.join("permgate.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{original}# edited while running\n")).unwrap();
+    original
+}
+
+#[tokio::test]
+async fn admin_reload_reports_a_main_config_change() {
+    let _no_stray_reload = SIGHUP.read().await;
+    let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
+    let reload = async || request(gw.admin, "POST", "/admin/reload", &[], "").await;
+    assert_eq!(admin_routes(&gw).await["restartNeeded"], false);
+
+    let original = touch_main_config(&gw.dir);
+    let r = reload().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        admin_routes(&gw).await["restartNeeded"],
+        true,
+        "the reload saw the changed main config"
+    );
+    assert_eq!(r.json()["restartNeeded"], true, "and its answer says so");
+    assert_eq!(status(&gw).await, 200, "routes still served");
+
+    write_via_rename(&gw.dir, BROKEN);
+    let r = reload().await;
+    assert_eq!(
+        (r.status, &r.json()["restartNeeded"]),
+        (422, &serde_json::Value::Bool(true)),
+        "a failed reload says it too"
+    );
+
+    std::fs::write(gw.dir.join("permgate.toml"), original).unwrap();
+    write_via_rename(&gw.dir, TABLE_A);
+    let r = reload().await;
+    assert_eq!(r.json()["restartNeeded"], false, "the change was undone");
+    assert_eq!(admin_routes(&gw).await["restartNeeded"], false);
+}
+
+#[tokio::test]
+async fn sighup_reports_a_main_config_change() {
+    let mut hup = hup_listener();
+    let _only_sender = SIGHUP.write().await;
+    let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
+    assert_eq!(admin_routes(&gw).await["restartNeeded"], false);
+    touch_main_config(&gw.dir);
+    sighup_self(&mut hup).await;
+    let seen = eventually(Duration::from_secs(5), async || {
+        admin_routes(&gw).await["restartNeeded"] == true
+    })
+    .await;
+    assert!(seen, "the reload on SIGHUP saw the changed main config");
+    assert_eq!(status(&gw).await, 200, "routes still served");
 }
 
 #[tokio::test]
 async fn admin_reload_and_broken_files() {
+    let _no_stray_reload = SIGHUP.read().await;
     let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
     let before = admin_routes(&gw).await;
     assert_eq!(before["routes"], 2);
@@ -186,6 +256,73 @@ async fn admin_reload_and_broken_files() {
             .status,
         405
     );
+}
+
+/// `TABLE_A` and `n` more routes, each with its own path and permission.
+fn large_table(n: usize) -> String {
+    let mut out = String::from(TABLE_A);
+    for i in 0..n {
+        let (svc, res) = (i / 100, i % 100);
+        out.push_str(&format!(
+            "[[route]]\nname = \"r{i}\"\nmethods = [\"GET\"]\npath = \"/api/s{svc}/r{res}/{{id}}\"\nrequire = [\"s{svc}:r{res}:view\"]\n"
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn probes_answer_while_a_reload_is_in_progress() {
+    use tokio::io::AsyncWriteExt;
+    let _no_stray_reload = SIGHUP.read().await;
+    let (_b, _api, gw) = setup(|b| b.routes("watch = false")).await;
+    // A FIFO in place of the routes file: the reload's read of it ends only
+    // when the test closes the write end, so the test knows that a reload
+    // is in progress, and holds it there, however fast the machine.
+    let routes = gw.dir.join("routes.toml");
+    std::fs::remove_file(&routes).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&routes)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let admin = gw.admin;
+    let reload =
+        tokio::spawn(async move { request(admin, "POST", "/admin/reload", &[], "").await });
+    // Opening the write end (without blocking) works once a reader has it open.
+    let mut writer = None;
+    let opened = eventually(Duration::from_secs(5), async || {
+        writer = tokio::net::unix::pipe::OpenOptions::new()
+            .open_sender(&routes)
+            .ok();
+        writer.is_some()
+    })
+    .await;
+    assert!(opened, "the reload opens the routes file");
+    let mut writer = writer.unwrap();
+
+    for path in ["/healthz", "/readyz", "/admin/routes"] {
+        let r = tokio::time::timeout(Duration::from_secs(3), get(gw.admin, path, None))
+            .await
+            .unwrap_or_else(|_| panic!("{path} waited for the reload"));
+        assert_eq!(r.status, 200, "{path}");
+    }
+    assert!(
+        !reload.is_finished(),
+        "the reload was in progress all along"
+    );
+
+    writer
+        .write_all(large_table(20_000).as_bytes())
+        .await
+        .unwrap();
+    drop(writer);
+    let r = reload.await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["routes"], 20_002);
+    assert_eq!(admin_routes(&gw).await["routes"], 20_002);
+    assert_eq!(get(gw.admin, "/healthz", None).await.status, 200);
+    // A plain file again, so that nothing else can wait on the FIFO.
+    write_via_rename(&gw.dir, TABLE_A);
 }
 
 #[tokio::test]

@@ -22,10 +22,7 @@ mod permit;
 mod routed;
 
 pub use explain::{ExplainRequest, Explanation, RequirementReport, explain};
-pub use head::{
-    BadRequest, HostProblem, METHOD_OVERRIDE_HEADERS, Prepared, REROUTING_HEADERS, RequestHead,
-    is_host_and_port, prepare, same_header_name,
-};
+pub use head::{BadRequest, HostProblem, Prepared, RequestHead, prepare, same_header_name};
 pub use permit::{Decision, Permit};
 pub use routed::{Allowed, Caller, Forbidden, Need, Refused, Routed, Verdict};
 

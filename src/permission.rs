@@ -1,4 +1,4 @@
-//! The permission grammar (SPEC §5).
+//! The permission grammar (README, "Permissions").
 //!
 //! A permission is `part(:part)*`, a part is `token(,token)*`, a token is
 //! `[A-Za-z0-9_.-]+` or `*`. Comparison ignores ASCII case.
@@ -203,7 +203,7 @@ impl Permission {
     }
 
     /// Whether this permission implies the concrete requirement whose parts
-    /// `parts` yields (SPEC §5).
+    /// `parts` yields (README, "Permissions").
     ///
     /// Position by position the permission's part must be `*` or list the
     /// requirement's token. A permission with fewer parts implies everything
@@ -441,7 +441,7 @@ impl Check<'_> {
     }
 }
 
-/// Checks one requirement against grants and denies (SPEC §5).
+/// Checks one requirement against grants and denies (README, "Permissions").
 pub fn check<'g>(
     req: &Requirement,
     params: &[&str],

@@ -1,4 +1,4 @@
-//! No secrets in logs (SPEC §1, §8.5): credential headers, cookies and
+//! No secrets in logs (README, "Requests and responses"): credential headers, cookies and
 //! bodies never appear in the log output, at any level, whatever the outcome.
 //!
 //! A test binary of its own: it installs a global `trace`-level subscriber

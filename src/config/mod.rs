@@ -1,4 +1,4 @@
-//! The main config file (SPEC §3): raw TOML in [`raw`], validated here into
+//! The main config file (README, "Configuration"): raw TOML in [`raw`], validated here into
 //! [`Config`]. Every error names the file, line and column.
 
 mod error;

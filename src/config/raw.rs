@@ -1,4 +1,5 @@
-//! The main config file as written (SPEC §3), before validation.
+//! The main config file as written (README, "Configuration"), before
+//! validation.
 //!
 //! Optional keys are `Option`s here; their defaults live in one place, the
 //! validation in `config/mod.rs`.

@@ -10,7 +10,7 @@ use crate::routes::RouteTable;
 
 /// Headers that make some frameworks run a different method than the one
 /// that was authorized.
-pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
@@ -18,7 +18,7 @@ pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
 
 /// Headers that make some servers (IIS URL Rewrite, several PHP frameworks)
 /// route a request to another path or method after the gateway decided.
-pub const REROUTING_HEADERS: [&str; 3] = ["x-original-url", "x-rewrite-url", "x-original-method"];
+const REROUTING_HEADERS: [&str; 3] = ["x-original-url", "x-rewrite-url", "x-original-method"];
 
 /// What is wrong with the host a request addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +184,7 @@ fn check_host(head: &RequestHead<'_, '_>) -> Result<(), BadRequest> {
 /// Whether `b` is `host[:port]`: a name of letters, digits, `-`, `.`, `_`
 /// and `~`, or a bracketed IPv6 literal, and an optional port of 1 to 5
 /// digits. No user information, path, percent-encoding, spaces or commas.
-pub fn is_host_and_port(b: &[u8]) -> bool {
+fn is_host_and_port(b: &[u8]) -> bool {
     let (host_ok, rest) = if let Some(inner) = b.strip_prefix(b"[") {
         match inner.iter().position(|&c| c == b']') {
             Some(end) => (

@@ -1,4 +1,4 @@
-//! The embedded grants file (SPEC §6, `source = "file"`).
+//! The embedded grants file (`source = "file"`; README, "The grants file").
 //!
 //! Subjects authenticate with a Bearer token (stored as its SHA-256) or with
 //! Basic credentials (an argon2id PHC string); each gets its own `allow` and

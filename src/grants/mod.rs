@@ -1,4 +1,5 @@
-//! Resolving a caller's grants (SPEC §6): credentials → cache → source.
+//! Resolving a caller's grants (README, "The permission API"): credentials →
+//! cache → source.
 //!
 //! * [`credentials`]: the credential headers and their keyed hash;
 //! * [`cache`]: the shared moka cache (single-flight, TTLs, stale-if-error);

@@ -1,4 +1,4 @@
-//! The permission API contract (SPEC §6).
+//! The permission API contract (README, "The permission API").
 //!
 //! `GET {url}` with the caller's credential headers copied verbatim, the
 //! configured static headers and `X-Request-Id`. 200 with JSON gives grants;

@@ -1,4 +1,5 @@
-//! Answers the gateway gives itself (SPEC §7), mapped in one place.
+//! Answers the gateway gives itself (README, "Requests and responses"),
+//! mapped in one place.
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};

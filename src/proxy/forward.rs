@@ -1,4 +1,5 @@
-//! Forwarding a permitted request to its upstream (SPEC §7).
+//! Forwarding a permitted request to its upstream (README, "Requests and
+//! responses").
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};

@@ -1,4 +1,5 @@
-//! Header rewriting between client and upstream (SPEC §7).
+//! Header rewriting between client and upstream (README, "Requests and
+//! responses").
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 

@@ -1,8 +1,9 @@
-//! Path matching with SPEC §4 priorities on top of matchit.
+//! Path matching with the route table's priorities (README, "Configuration")
+//! on top of matchit.
 //!
 //! Matching goes segment by segment: static before `{param}` before
 //! `{*rest}`, backtracking when the preferred branch fails. matchit does this
-//! within one router but refuses some combinations SPEC §4 allows (a
+//! within one router but refuses some combinations the route table allows (a
 //! `{param}` and a `{*rest}` at the same position). So each method's routes
 //! are spread over as few matchit routers ("layers") as will take them, every
 //! layer is asked, and the match with the lexicographically smallest segment

@@ -1,4 +1,4 @@
-//! The route table (SPEC §4): which permissions each `METHOD /path` needs.
+//! The route table (README, "Configuration"): which permissions each `METHOD /path` needs.
 //!
 //! A [`RouteTable`] is compiled once per load of the routes file and never
 //! changes afterwards; a reload builds a new one. Lookups take a path that

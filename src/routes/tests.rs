@@ -99,7 +99,7 @@ path = "/c/{id}/suggestions"
 
 #[test]
 fn param_beside_catch_all_at_the_same_position() {
-    // matchit alone refuses this pair; SPEC §4 prefers {param} and falls back.
+    // matchit alone refuses this pair; the README's matching rules prefer {param} and fall back.
     let t = table(
         r#"
 [[route]]
@@ -316,7 +316,7 @@ fn the_real_genesys_table_loads() {
     assert_eq!(m.params.as_slice(), ["r1", "r2"]);
 }
 
-// ---- the layered matcher against a literal reading of SPEC §4 ----
+// ---- the layered matcher against a literal reading of the matching rules ----
 
 /// A pattern as the generator writes it.
 #[derive(Clone, Debug)]

@@ -1,4 +1,4 @@
-//! No bypass (SPEC §8.1, §8.2, §8.4): a differential test over a corpus of
+//! No bypass (README, "Path normalization"): a differential test over a corpus of
 //! hostile request targets (`tests/data/bypass-corpus.txt`).
 //!
 //! Every corpus line is sent over raw TCP, byte for byte, as the target of

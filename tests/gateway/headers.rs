@@ -1,4 +1,4 @@
-//! What the upstream and the permission API receive (SPEC §7).
+//! What the upstream and the permission API receive (README, "Requests and responses").
 
 use crate::support::*;
 

@@ -1,4 +1,4 @@
-//! Server limits (SPEC §3 `[server]`, §7): `max_request_body` for streamed
+//! Server limits (README, "Configuration" `[server]`): `max_request_body` for streamed
 //! bodies, `max_header_bytes`, `request_header_timeout`, `max_connections`.
 
 use std::net::SocketAddr;

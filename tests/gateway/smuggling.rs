@@ -1,4 +1,4 @@
-//! Request smuggling over raw TCP (SPEC §8.4): a request with both
+//! Request smuggling over raw TCP (README, "Requests and responses"): a request with both
 //! `Content-Length` and `Transfer-Encoding`, differing `Content-Length`
 //! values, obfuscated `Transfer-Encoding`, and so on, is rejected with 400 or
 //! framed by `Transfer-Encoding` alone — and a request hidden in a body never

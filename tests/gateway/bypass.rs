@@ -357,15 +357,21 @@ fn decode_once(s: &str) -> Option<Vec<u8>> {
 }
 
 /// What a backend that folds Unicode compatibility forms (NFKC) or Windows
-/// best-fit mappings could turn a character into, for `.`, `/` and `\`.
-fn fold_lookalike(c: char) -> Option<&'static str> {
-    Some(match c {
-        '\u{2024}' | '\u{FE52}' | '\u{FF0E}' => ".",
-        '\u{2025}' => "..",
-        '\u{2044}' | '\u{2215}' | '\u{FF0F}' => "/",
-        '\u{2216}' | '\u{FE68}' | '\u{FF3C}' => "\\",
-        _ => return None,
-    })
+/// best-fit mappings could turn a character into, when that contains `.`,
+/// `/` or `\\`.
+fn fold_lookalike(c: char) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if c.is_ascii() {
+        return None;
+    }
+    // Best-fit code pages map these to `/` and `\\`; NFKC leaves them alone.
+    match c {
+        '\u{2044}' | '\u{2215}' => return Some("/".into()),
+        '\u{2216}' => return Some("\\".into()),
+        _ => {}
+    }
+    let folded: String = std::iter::once(c).nfkc().collect();
+    folded.contains(['.', '/', '\\']).then_some(folded)
 }
 
 /// Checks a decoded reading for anything a backend could read as another
@@ -386,7 +392,7 @@ fn hygiene(path: &str, allow_semicolon: bool) -> Result<(), String> {
     for seg in path.split('/') {
         let folded: String = seg
             .chars()
-            .map(|c| fold_lookalike(c).map_or_else(|| c.to_string(), str::to_string))
+            .map(|c| fold_lookalike(c).unwrap_or_else(|| c.to_string()))
             .collect();
         if folded == "." || folded == ".." {
             return Err(format!("dot segment {seg:?}"));

@@ -1,12 +1,14 @@
 //! The admin listener.
 //!
-//! `GET /healthz`, `GET /readyz`, and under `/admin/` (which needs
-//! `Authorization: Bearer <token>` when `admin.token_sha256` is set):
-//! `GET /admin/routes`, `POST /admin/reload`, `POST /admin/cache/purge`,
-//! `GET /admin/explain`.
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`, and under `/admin/`
+//! (which needs `Authorization: Bearer <token>` when `admin.token_sha256`
+//! is set): `GET /admin/routes`, `POST /admin/reload`,
+//! `POST /admin/cache/purge`, `GET /admin/explain`, `GET /admin/coverage`.
 //!
 //! Connections get the main listener's `request_header_timeout` and are
 //! capped at [`MAX_CONNECTIONS`]; nothing here waits for a reload's compile.
+
+mod observe;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -88,7 +90,8 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         return r;
     }
     let allowed: &str = match path {
-        "/healthz" | "/readyz" | "/admin/routes" | "/admin/explain" => "GET",
+        "/healthz" | "/readyz" | "/metrics" | "/admin/routes" | "/admin/explain"
+        | "/admin/coverage" => "GET",
         "/admin/reload" | "/admin/cache/purge" => "POST",
         _ => return json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     };
@@ -107,6 +110,15 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         }
         "/readyz" => text(StatusCode::OK, "ready\n"),
+        "/metrics" => {
+            let mut r = Response::new(Full::new(Bytes::from(observe::metrics_text(shared))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            r
+        }
+        "/admin/coverage" => json_response(StatusCode::OK, &observe::coverage(shared)),
         "/admin/routes" => json_response(StatusCode::OK, &routes_status(shared)),
         "/admin/explain" => explain(shared, req.uri().query().unwrap_or("")),
         "/admin/reload" => {

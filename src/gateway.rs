@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use crate::common::random_key;
 use crate::config::{Config, ConfigError, GrantSourceConfig, UpstreamConfig};
 use crate::grants::{GrantCache, GrantsFile, HttpSource, Resolver, Source};
+use crate::metrics::{Metrics, WorkerMetrics};
 use crate::proxy::RequestBody;
 use crate::reload::ReloadState;
 use crate::request_id::RequestIds;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub request_ids: RequestIds,
     /// Set when a stop signal arrives: `/readyz` answers 503.
     pub draining: AtomicBool,
+    /// Every worker's counters.
+    pub metrics: Metrics,
     /// Reload bookkeeping (admin and reload only; never on the hot path).
     pub reload: Mutex<ReloadState>,
 }
@@ -76,6 +79,7 @@ impl Gateway {
                 secret: Arc::new(random_key()),
                 request_ids: RequestIds::new(),
                 draining: AtomicBool::new(false),
+                metrics: Metrics::default(),
                 reload: Mutex::new(ReloadState::default()),
                 config,
             }),
@@ -95,6 +99,7 @@ impl Gateway {
     /// State for one more worker thread: its own connection pools.
     pub(crate) fn worker(&self) -> Worker {
         let shared = Arc::clone(&self.shared);
+        let metrics = shared.metrics.worker();
         let upstreams = shared
             .config
             .upstreams
@@ -105,7 +110,10 @@ impl Gateway {
             })
             .collect();
         let source = match &shared.config.grants.source {
-            GrantSourceConfig::Http(h) => Source::Http(HttpSource::new(Arc::new((**h).clone()))),
+            GrantSourceConfig::Http(h) => Source::Http(HttpSource::new(
+                Arc::new((**h).clone()),
+                Arc::clone(&metrics),
+            )),
             GrantSourceConfig::File(_) => Source::File,
         };
         let resolver = Resolver::new(shared.cache.clone(), Arc::clone(&shared.secret), source);
@@ -113,6 +121,7 @@ impl Gateway {
             shared,
             upstreams,
             resolver,
+            metrics,
         }
     }
 }
@@ -133,4 +142,6 @@ pub struct Worker {
     pub upstreams: Box<[Upstream]>,
     /// Grant resolution over this worker's connections.
     pub resolver: Resolver,
+    /// What this worker counts.
+    pub metrics: Arc<WorkerMetrics>,
 }

@@ -19,6 +19,7 @@
 //! | [`cli`] | the command line |
 //! | [`admin`] | the admin listener: health, readiness, `/admin/*` |
 //! | [`telemetry`] | tracing setup and the access log |
+//! | [`metrics`] | per-worker counters, `/metrics`, route coverage |
 //! | [`demo`] | the embedded example credential API for `permgate demo` |
 //! | [`request_id`] | `X-Request-Id` |
 //! | [`common`] | a leaf of helpers several layers share: hex, SHA-256, keys, header names |
@@ -32,6 +33,7 @@ pub mod decision;
 pub mod demo;
 pub mod gateway;
 pub mod grants;
+pub mod metrics;
 pub mod path;
 pub mod permission;
 pub mod proxy;

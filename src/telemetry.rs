@@ -2,7 +2,8 @@
 //!
 //! Credential headers, cookies and bodies are never passed to a log event;
 //! the access log carries the request id, method, route name, decision,
-//! status, duration, subject and client address.
+//! status, duration, subject, client address, how the grants were found,
+//! the missing permissions of a 403 and the W3C trace id.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use http::{HeaderValue, Method};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics::{CacheResult, DecisionLabel};
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `level`.
 /// Does nothing if one is installed already (as in tests).
@@ -42,7 +44,7 @@ pub struct AccessRecord<'a> {
     /// Matched route name; `None` when no route matched.
     pub route: Option<&'a str>,
     /// `allow`, `deny`, `unauthenticated`, `unavailable`, `bad_request`, `would_deny`.
-    pub decision: &'a str,
+    pub decision: DecisionLabel,
     /// Status sent to the client.
     pub status: u16,
     /// Time from arrival to response headers.
@@ -51,6 +53,12 @@ pub struct AccessRecord<'a> {
     pub subject: Option<&'a str>,
     /// Client address.
     pub client: SocketAddr,
+    /// How the grants were found; `None` when none were looked up.
+    pub cache: Option<CacheResult>,
+    /// On a 403, the requirements the caller lacks.
+    pub missing: Option<&'a [String]>,
+    /// The trace id of the request's W3C `traceparent`, if any.
+    pub trace_id: Option<&'a str>,
 }
 
 /// Emits the access-log event for a request.
@@ -60,11 +68,14 @@ pub fn access(r: &AccessRecord<'_>) {
         request_id = r.request_id.to_str().unwrap_or("-"),
         method = r.method.as_str(),
         route = r.route.unwrap_or("-"),
-        decision = r.decision,
+        decision = r.decision.as_str(),
         status = r.status,
         duration_ms = r.elapsed.as_micros() as f64 / 1000.0,
         subject = r.subject.unwrap_or("-"),
         client = %r.client.ip(),
+        cache = r.cache.map_or("none", CacheResult::as_str),
+        missing = r.missing.map(|m| m.join(",")).as_deref().unwrap_or("-"),
+        trace_id = r.trace_id.unwrap_or("-"),
         "request"
     );
 }

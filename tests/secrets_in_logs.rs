@@ -7,14 +7,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64_free::encode_basic;
 use support::*;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// Base64 for a Basic credential, written out here so the test needs no
 /// extra dependency.
@@ -40,37 +34,6 @@ mod base64_free {
             }
         }
         out
-    }
-}
-
-/// Everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CaptureWriter(Arc::clone(&self.0))
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 
@@ -102,21 +65,7 @@ const BODY_PASSWORD: &str = "body-pw-8c7d6e5f4a3b";
 
 #[tokio::test]
 async fn secrets_never_appear_in_logs() {
-    let capture = Capture::default();
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(capture.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(capture.clone()),
-        )
-        .try_init()
-        .expect("no other subscriber in this test binary");
+    let capture = support::logs::capture();
 
     let basic = encode_basic(BASIC_USER, BASIC_PASSWORD);
     assert_eq!(

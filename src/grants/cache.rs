@@ -16,6 +16,7 @@ use moka::future::Cache;
 use super::credentials::CacheKey;
 use super::{Answer, Fetched, Unavailable};
 use crate::config::CacheConfig;
+use crate::metrics::CacheResult;
 
 /// A cached answer. Kept by value: moka stores values in shared entries of
 /// its own, and a clone is an `Arc` bump.
@@ -32,17 +33,6 @@ impl Expiry<CacheKey, Entry> for EntryTtl {
     fn expire_after_create(&self, _: &CacheKey, entry: &Entry, _: Instant) -> Option<Duration> {
         Some(Duration::from_millis(u64::from(entry.ttl_ms)))
     }
-}
-
-/// How a lookup was answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// From the cache.
-    Hit,
-    /// Fetched from the source (or the cache is off).
-    Miss,
-    /// The source failed; a last good answer within `stale_if_error` was used.
-    Stale,
 }
 
 /// The grants cache, shared by all workers (clones share the entries).
@@ -83,13 +73,13 @@ impl GrantCache {
         &self,
         key: CacheKey,
         fetch: F,
-    ) -> (Result<Answer, Arc<Unavailable>>, CacheOutcome)
+    ) -> (Result<Answer, Arc<Unavailable>>, CacheResult)
     where
         F: Future<Output = Result<Fetched, Unavailable>>,
     {
         let Some(fresh) = &self.fresh else {
             let fetched = fetch.await.map(|f| f.answer).map_err(Arc::new);
-            return (fetched, CacheOutcome::Miss);
+            return (fetched, CacheResult::Miss);
         };
         let load = async {
             let fetched = fetch.await?;
@@ -111,19 +101,19 @@ impl GrantCache {
         match fresh.entry(key).or_try_insert_with(load).await {
             Ok(e) => {
                 let outcome = if e.is_fresh() {
-                    CacheOutcome::Miss
+                    CacheResult::Miss
                 } else {
-                    CacheOutcome::Hit
+                    CacheResult::Hit
                 };
                 (Ok(e.into_value().answer), outcome)
             }
             Err(err) => {
                 if let Some(last_good) = &self.last_good {
                     if let Some(answer) = last_good.get(&key).await {
-                        return (Ok(answer), CacheOutcome::Stale);
+                        return (Ok(answer), CacheResult::Stale);
                     }
                 }
-                (Err(err), CacheOutcome::Miss)
+                (Err(err), CacheResult::Miss)
             }
         }
     }

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use ::http::HeaderValue;
 
-pub use cache::{CacheOutcome, GrantCache};
+pub use crate::metrics::CacheResult;
+pub use cache::GrantCache;
 pub use credentials::{CacheKey, Credentials, KeyMemo};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
 pub use permission_api::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
@@ -168,7 +169,7 @@ async fn from_file(file: &Arc<GrantsFile>, creds: &Credentials<'_>) -> Answer {
 
 /// The outcome of [`Resolver::resolve`]. A failure is shared by every
 /// request that waited on the same fetch.
-pub type Resolution = (Result<Answer, Arc<Unavailable>>, CacheOutcome);
+pub type Resolution = (Result<Answer, Arc<Unavailable>>, CacheResult);
 
 impl Resolver {
     /// A resolver over the shared `cache`, keyed with the shared `secret`.
@@ -194,7 +195,7 @@ impl Resolver {
         let salt = file.map_or(&b""[..], |f| f.sha256.as_bytes());
         let key = creds.key_memo(&self.secret, salt, memo);
         if let Some(answer) = self.cache.get(key).await {
-            return (Ok(answer), CacheOutcome::Hit);
+            return (Ok(answer), CacheResult::Hit);
         }
         // The miss path (single-flight load, fetch, stale fallback) is a
         // large future: boxed, so only requests that fetch pay for it and a
@@ -251,11 +252,11 @@ mod tests {
         let memo = KeyMemo::default();
         let (first, how) = resolver.resolve(&creds, &id, Some(&file), &memo).await;
         assert!(matches!(first, Ok(Answer::Granted(_))));
-        assert_eq!(how, CacheOutcome::Miss, "the first request pays for argon2");
+        assert_eq!(how, CacheResult::Miss, "the first request pays for argon2");
         for _ in 0..3 {
             let (again, how) = resolver.resolve(&creds, &id, Some(&file), &memo).await;
             assert!(matches!(again, Ok(Answer::Granted(_))));
-            assert_eq!(how, CacheOutcome::Hit, "later ones do not");
+            assert_eq!(how, CacheResult::Hit, "later ones do not");
         }
     }
 }

@@ -19,6 +19,7 @@ use super::{Answer, BrokenAnswer, Credentials, Fetched, Unavailable};
 use crate::common::X_REQUEST_ID;
 use crate::config::HttpGrantsConfig;
 use crate::decision::Grants;
+use crate::metrics::{ApiOutcome, WorkerMetrics};
 use crate::permission::{Permission, PermissionSet};
 use crate::transport::{Http1Pool, TransportError};
 
@@ -29,27 +30,55 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct HttpSource {
     config: Arc<HttpGrantsConfig>,
+    metrics: Arc<WorkerMetrics>,
     pointers: Arc<Pointers>,
     pool: Arc<Http1Pool<Empty<Bytes>>>,
     uri: Uri,
 }
 
 impl HttpSource {
-    /// A source for `config` with its own connection pool.
-    pub fn new(config: Arc<HttpGrantsConfig>) -> Self {
+    /// A source for `config` with its own connection pool, counting its
+    /// calls into `metrics`.
+    pub fn new(config: Arc<HttpGrantsConfig>, metrics: Arc<WorkerMetrics>) -> Self {
         let pool = Http1Pool::new(config.origin.connect_to.clone(), config.timeout);
         let uri = Uri::from(config.origin.path_and_query.clone());
         let pointers = Arc::new(Pointers::new(&config));
         Self {
             config,
+            metrics,
             pointers,
             pool,
             uri,
         }
     }
 
-    /// Asks the permission API about `creds`.
+    /// Asks the permission API about `creds`, and counts the call.
     pub async fn fetch(
+        &self,
+        creds: &Credentials<'_>,
+        request_id: &HeaderValue,
+    ) -> Result<Fetched, Unavailable> {
+        let started = std::time::Instant::now();
+        let fetched = self.call(creds, request_id).await;
+        let outcome = match &fetched {
+            Ok(Fetched {
+                answer: Answer::Granted(_),
+                ..
+            }) => ApiOutcome::Granted,
+            Ok(Fetched {
+                answer: Answer::Rejected,
+                ..
+            }) => ApiOutcome::Rejected,
+            Err(Unavailable::Status(_)) => ApiOutcome::Status,
+            Err(Unavailable::Timeout) => ApiOutcome::Timeout,
+            Err(Unavailable::Transport(_) | Unavailable::ReadingAnswer(_)) => ApiOutcome::Transport,
+            Err(Unavailable::BrokenAnswer(_) | Unavailable::NoGrantsFile) => ApiOutcome::Broken,
+        };
+        self.metrics.permission_api(outcome, started.elapsed());
+        fetched
+    }
+
+    async fn call(
         &self,
         creds: &Credentials<'_>,
         request_id: &HeaderValue,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::body::ResponseBody;
 use crate::common::X_REQUEST_ID;
 use crate::decision::{BadRequest, Forbidden, Refused};
+use crate::metrics::DecisionLabel;
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: &str = "2";
@@ -108,17 +109,29 @@ impl Refusal {
         }
     }
 
-    /// A short word for the access log.
-    pub fn label(&self) -> &'static str {
+    /// The decision as logged and counted. Upstream failures come after an
+    /// allow.
+    pub fn label(&self) -> DecisionLabel {
         match self {
             Refusal::BadRequest(_)
             | Refusal::BadRequestBody
             | Refusal::PayloadTooLarge
-            | Refusal::HeadersTooLarge => "bad_request",
-            Refusal::Unauthenticated => "unauthenticated",
-            Refusal::Forbidden { .. } => "deny",
-            Refusal::PermissionServiceUnavailable => "unavailable",
-            Refusal::UpstreamUnavailable | Refusal::UpstreamTimeout => "allow",
+            | Refusal::HeadersTooLarge => DecisionLabel::BadRequest,
+            Refusal::Unauthenticated => DecisionLabel::Unauthenticated,
+            Refusal::Forbidden { .. } => DecisionLabel::Deny,
+            Refusal::PermissionServiceUnavailable => DecisionLabel::Unavailable,
+            Refusal::UpstreamUnavailable | Refusal::UpstreamTimeout => DecisionLabel::Allow,
+        }
+    }
+
+    /// The requirements a 403 lists.
+    pub fn missing(&self) -> Option<&[String]> {
+        match self {
+            Refusal::Forbidden {
+                why: Forbidden::Missing(m),
+                ..
+            } => Some(m),
+            _ => None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Forwarding a permitted request to its upstream (README, "Requests and
 //! responses").
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -101,7 +103,10 @@ pub async fn forward(
     *out.uri_mut() = target;
     *out.headers_mut() = headers;
 
-    match upstream.pool.send(out, upstream.config.timeout).await {
+    let sent = Instant::now();
+    let answer = upstream.pool.send(out, upstream.config.timeout).await;
+    worker.metrics.upstream(sent.elapsed());
+    match answer {
         Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
             // No upgrade is ever forwarded (`Upgrade` is hop-by-hop), so the
             // client must not believe a tunnel exists; the connection is in

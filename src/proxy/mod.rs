@@ -25,6 +25,7 @@ pub use headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::decision::{self, Caller, Grants, Need, RequestHead};
 use crate::gateway::{Snapshot, Worker};
 use crate::grants::{Answer, Credentials};
+use crate::metrics::{CacheResult, DecisionLabel, RequestRecord};
 use crate::telemetry::AccessRecord;
 
 /// The downstream peer of a connection: the client, or the load balancer
@@ -51,12 +52,16 @@ impl Peer {
     }
 }
 
-/// What the access log records about a request besides its status.
+/// What the access log and the metrics record about a request besides its
+/// status.
 #[derive(Default)]
 struct Outcome<'s> {
     route: Option<&'s str>,
-    decision: &'static str,
+    decision: Option<DecisionLabel>,
     subject: Option<Arc<Grants>>,
+    cache: Option<CacheResult>,
+    /// The normalized path of a request no route matched.
+    unmatched: Option<Box<str>>,
 }
 
 /// Handles one request from `peer`.
@@ -66,34 +71,76 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
+    let _in_flight = worker.metrics.in_flight();
     let shared = &*worker.shared;
     let snapshot = shared.snapshot.load_full();
     let request_id = shared.request_ids.for_request(req.headers());
     let method = req.method().clone();
+    let trace = shared
+        .config
+        .log
+        .access_log
+        .then(|| req.headers().get(&TRACEPARENT).cloned())
+        .flatten();
     let mut outcome = Outcome::default();
-    let response = match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await
-    {
-        Ok(resp) => resp,
-        Err(refusal) => {
-            if outcome.decision.is_empty() {
-                outcome.decision = refusal.label();
+    let (response, refusal) =
+        match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await {
+            Ok(resp) => (resp, None),
+            Err(refusal) => {
+                outcome.decision.get_or_insert(refusal.label());
+                let resp = refusal_response(&refusal, &request_id, &shared.config.auth.challenge);
+                (resp, Some(refusal))
             }
-            refusal_response(&refusal, &request_id, &shared.config.auth.challenge)
-        }
-    };
+        };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let decision = outcome.decision.unwrap_or(DecisionLabel::Allow);
+    worker.metrics.record(&RequestRecord {
+        route: outcome.route,
+        decision,
+        status,
+        elapsed,
+        unmatched: outcome.unmatched.as_deref().map(|p| (&method, p)),
+    });
     if shared.config.log.access_log {
         crate::telemetry::access(&AccessRecord {
             request_id: &request_id,
             method: &method,
             route: outcome.route,
-            decision: outcome.decision,
-            status: response.status().as_u16(),
-            elapsed: started.elapsed(),
+            decision,
+            status,
+            elapsed,
             subject: outcome.subject.as_deref().map(|g| &*g.subject),
             client: peer.addr,
+            cache: outcome.cache,
+            missing: refusal.as_ref().and_then(Refusal::missing),
+            trace_id: trace.as_ref().and_then(trace_id),
         });
     }
     response
+}
+
+/// The W3C trace context header.
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// The trace id of a well-formed `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn trace_id(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    let b = s.as_bytes();
+    let hex = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .is_some_and(|x| x.iter().all(u8::is_ascii_hexdigit))
+    };
+    let well_formed = b.len() >= 55
+        && hex(0..2)
+        && b[2] == b'-'
+        && hex(3..35)
+        && b[35] == b'-'
+        && hex(36..52)
+        && b[52] == b'-'
+        && hex(53..55);
+    let id = &s[3..35];
+    (well_formed && id.bytes().any(|c| c != b'0')).then_some(id)
 }
 
 /// Decides, then forwards or returns the refusal.
@@ -129,6 +176,9 @@ async fn handle_inner<'s>(
 
     let routed = prepared.route(table, &parts.method);
     outcome.route = routed.route_name();
+    if outcome.route.is_none() {
+        outcome.unmatched = Some(prepared.path().into());
+    }
 
     let resolution = match routed.need() {
         Need::Nothing => None,
@@ -136,13 +186,15 @@ async fn handle_inner<'s>(
             match Credentials::from_request(&parts.headers, &shared.config.auth.credential_headers)
             {
                 None => None,
-                Some(creds) => Some(
-                    worker
+                Some(creds) => {
+                    let (resolved, cache) = worker
                         .resolver
                         .resolve(&creds, request_id, snapshot.grants.as_ref(), &peer.key_memo)
-                        .await
-                        .0,
-                ),
+                        .await;
+                    worker.metrics.cache(cache);
+                    outcome.cache = Some(cache);
+                    Some(resolved)
+                }
             }
         }
     };
@@ -163,8 +215,8 @@ async fn handle_inner<'s>(
         .decide(caller)
         .into_permit()
         .map_err(|refused| Refusal::from_refused(refused, routed.route_name()))?;
-    outcome.decision = match permit.would_deny() {
-        None => "allow",
+    outcome.decision = Some(match permit.would_deny() {
+        None => DecisionLabel::Allow,
         Some(would) => {
             tracing::info!(
                 request_id = ?request_id,
@@ -173,9 +225,9 @@ async fn handle_inner<'s>(
                 reason = ?would,
                 "audit mode: forwarding a request enforce mode would refuse"
             );
-            "would_deny"
+            DecisionLabel::WouldDeny
         }
-    };
+    });
 
     let request = forward::UpstreamRequest {
         parts,

@@ -68,6 +68,7 @@ pub async fn serve(
         // Closed, failed, or silent for request_header_timeout.
         _ => return,
     };
+    let _open = worker.metrics.connection();
     let peer_state = Arc::new(Peer::new(peer));
     let service = service_fn(move |req| {
         let worker = Arc::clone(&worker);

@@ -13,6 +13,7 @@ mod file_grants;
 mod hardening;
 mod headers;
 mod limits;
+mod metrics;
 mod passthrough;
 mod rejects;
 mod reload;

@@ -4,13 +4,15 @@
 //! * [`PermissionApi`]: a scripted permission API that counts its calls;
 //! * [`GatewayBuilder`]: writes config and routes files to a temp dir and
 //!   runs the gateway on its own threads until stopped;
-//! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP.
+//! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
+//! * [`logs`]: log capture into memory.
 // Each test crate uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
 pub mod backend;
 pub mod client;
 pub mod gateway;
+pub mod logs;
 pub mod permission_api;
 
 pub use backend::{Backend, Recorded, Reply};
@@ -32,4 +34,23 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The path of an external program a test runs (promtool, curl, …). Under
+/// `CI=true` a missing program fails the test; elsewhere the test is
+/// skipped with a message on stderr.
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is not installed; .ci/run installs it"
+        );
+        eprintln!("SKIPPED: {name} is not installed");
+    }
+    found
 }

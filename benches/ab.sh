@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# A/B comparison of two permgate binaries on loopback: the same backend and
+# permission API, both gateways running side by side, measured in
+# alternating rounds so drift of the machine hits both alike. Prints the
+# median requests/s and p99 of each, and B/A. For "does this change cost
+# throughput?".
+#
+#   benches/ab.sh A_BINARY B_BINARY [-c CONNS] [-d SECONDS] [-r ROUNDS] [--nocache]
+#
+# --nocache sets the grants cache TTL to 0 s (a permission API call per
+# request). Pinned like the peer harness: wrk on CPU 0, servers on CPU 1.
+# Needs wrk and taskset; installs nothing; stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+(($# >= 2)) || { echo "usage: $0 A_BINARY B_BINARY [-c CONNS] [-d SECONDS] [-r ROUNDS] [--nocache]" >&2; exit 2; }
+A=$(realpath "$1") B=$(realpath "$2")
+shift 2
+CONNS=32 DURATION=5 ROUNDS=5 TTL=60s
+while (($#)); do
+  case "$1" in
+    -c) CONNS=$2; shift 2 ;;
+    -d) DURATION=$2; shift 2 ;;
+    -r) ROUNDS=$2; shift 2 ;;
+    --nocache) TTL=0s; shift ;;
+    *) echo "unknown option: $1" >&2; exit 2 ;;
+  esac
+done
+for tool in wrk taskset; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+HOST=127.0.0.1 BACKEND=19190 GRANTS=19191
+declare -A PORT=([A]=19192 [B]=19193) ADMIN=([A]=19194 [B]=19195) BIN=([A]=$A [B]=$B)
+for p in $BACKEND $GRANTS 19192 19193 19194 19195; do
+  if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
+done
+cargo build --release --quiet --example bench_upstream
+
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+taskset -c 1 target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
+PIDS+=($!)
+cat >"$DIR/routes.toml" <<ROUTES
+[[route]]
+name = "credentials.get"
+methods = ["GET"]
+path = "/api/v2/integrations/credentials/{id}"
+require = ["bench:item:view"]
+ROUTES
+for side in A B; do
+  cat >"$DIR/$side.toml" <<CONFIG
+[server]
+listen = "$HOST:${PORT[$side]}"
+workers = 1
+[admin]
+listen = "$HOST:${ADMIN[$side]}"
+[upstreams.default]
+url = "http://$HOST:$BACKEND"
+[grants]
+source = "http"
+url = "http://$HOST:$GRANTS/grants"
+[grants.cache]
+ttl = "$TTL"
+[routes]
+file = "routes.toml"
+watch = false
+[log]
+access_log = false
+level = "warn"
+CONFIG
+  taskset -c 1 "${BIN[$side]}" run --config "$DIR/$side.toml" &
+  PIDS+=($!)
+done
+for p in $BACKEND $GRANTS ${PORT[A]} ${PORT[B]}; do
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && break; sleep 0.1; done
+done
+
+TARGET=/api/v2/integrations/credentials/42
+declare -A RPS=() P99=()
+for side in A B; do
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer bench-token' "http://$HOST:${PORT[$side]}$TARGET" || true)
+  [[ $status == 200 ]] || { echo "$side answered $status, not 200" >&2; exit 1; }
+  taskset -c 0 wrk -t1 -c"$CONNS" -d1s -H 'Authorization: Bearer bench-token' "http://$HOST:${PORT[$side]}$TARGET" >/dev/null
+done
+for round in $(seq 1 "$ROUNDS"); do
+  for side in A B; do
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Authorization: Bearer bench-token' "http://$HOST:${PORT[$side]}$TARGET")
+    RPS[$side]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
+    P99[$side]+="$(awk '$1 == "99%" {print $2}' <<<"$out") "
+  done
+  last() { awk '{print $NF}' <<<"$1"; }
+  echo "round $round: A $(last "${RPS[A]}") B $(last "${RPS[B]}") req/s" >&2
+done
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+a=$(median <<<"${RPS[A]}") b=$(median <<<"${RPS[B]}")
+printf '%-3s %-50s %10s  %s\n' side binary "req/s" "p99 per round"
+printf '%-3s %-50s %10s  %s\n' A "$A" "$a" "${P99[A]}"
+printf '%-3s %-50s %10s  %s\n' B "$B" "$b" "${P99[B]}"
+awk -v a="$a" -v b="$b" -v c="$CONNS" -v t="$TTL" 'BEGIN { printf "B/A = %.3f  (%d connections, cache ttl %s, medians of rounds)\n", b / a, c, t }'

@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod bypass;
 mod cache;
+mod dashboard;
 mod examples;
 mod fail_closed;
 mod file_grants;

@@ -11,6 +11,7 @@ mod dashboard;
 mod examples;
 mod fail_closed;
 mod file_grants;
+mod grafana;
 mod hardening;
 mod headers;
 mod limits;

@@ -2,12 +2,14 @@
 //!
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, and under `/admin/`
 //! (which needs `Authorization: Bearer <token>` when `admin.token_sha256`
-//! is set): `GET /admin/routes`, `POST /admin/reload`,
-//! `POST /admin/cache/purge`, `GET /admin/explain`, `GET /admin/coverage`.
+//! is set): `GET /admin/` (the dashboard), `GET /admin/routes`,
+//! `POST /admin/reload`, `POST /admin/cache/purge`, `GET /admin/explain`,
+//! `GET /admin/coverage`. `GET /admin` redirects to `/admin/`.
 //!
 //! Connections get the main listener's `request_header_timeout` and are
 //! capped at [`MAX_CONNECTIONS`]; nothing here waits for a reload's compile.
 
+mod dashboard;
 mod observe;
 
 use std::convert::Infallible;
@@ -89,8 +91,15 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         );
         return r;
     }
+    if path == "/admin" {
+        // Outside `/admin/`, so unguarded: it only names the dashboard.
+        let mut r = text(StatusCode::PERMANENT_REDIRECT, "");
+        r.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("admin/"));
+        return r;
+    }
     let allowed: &str = match path {
-        "/healthz" | "/readyz" | "/metrics" | "/admin/routes" | "/admin/explain"
+        "/healthz" | "/readyz" | "/metrics" | "/admin/" | "/admin/routes" | "/admin/explain"
         | "/admin/coverage" => "GET",
         "/admin/reload" | "/admin/cache/purge" => "POST",
         _ => return json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
@@ -118,6 +127,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             );
             r
         }
+        "/admin/" => dashboard::response(),
         "/admin/coverage" => json_response(StatusCode::OK, &observe::coverage(shared)),
         "/admin/routes" => json_response(StatusCode::OK, &routes_status(shared)),
         "/admin/explain" => explain(shared, req.uri().query().unwrap_or("")),

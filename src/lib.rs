@@ -17,7 +17,7 @@
 //! | [`transport`] | pooled HTTP/1.1 client connections, one pool per worker and origin |
 //! | [`server`] | listeners, worker threads, graceful stop; [`run`] |
 //! | [`cli`] | the command line |
-//! | [`admin`] | the admin listener: health, readiness, `/admin/*` |
+//! | [`admin`] | the admin listener: health, readiness, `/metrics`, `/admin/*` and its dashboard page |
 //! | [`telemetry`] | tracing setup and the access log |
 //! | [`metrics`] | per-worker counters, `/metrics`, route coverage |
 //! | [`demo`] | the embedded example credential API for `permgate demo` |

@@ -3,7 +3,8 @@
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, and under `/admin/`
 //! (which needs `Authorization: Bearer <token>` when `admin.token_sha256`
 //! is set): `GET /admin/` (the dashboard), `GET /admin/routes`,
-//! `POST /admin/reload`, `POST /admin/cache/purge`, `GET /admin/explain`,
+//! `POST /admin/reload`, `POST /admin/cache/purge` (`?subject=NAME` for one
+//! subject; with a shared cache, fleet-wide), `GET /admin/explain`,
 //! `GET /admin/coverage`. `GET /admin` redirects to `/admin/`.
 //!
 //! Connections get the main listener's `request_header_timeout` and are
@@ -135,10 +136,50 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             let reloader = Reloader::new(Arc::clone(shared));
             reload_answer(reloader.reload_off_thread(Trigger::Admin).await)
         }
-        _ => {
-            shared.cache.purge();
-            json_response(StatusCode::OK, &json!({"purged": true}))
+        _ => purge(shared, req.uri().query().unwrap_or("")).await,
+    }
+}
+
+/// `POST /admin/cache/purge[?subject=NAME]`: purges this instance's cache,
+/// then, with a shared cache, Redis and every other instance. 200 when all
+/// of it worked; 502 when only this instance was purged.
+async fn purge(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
+    let mut subject = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == "subject" {
+            let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned();
+            subject = Some(v);
         }
+    }
+    if subject.as_deref() == Some("") {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "subject must not be empty"}),
+        );
+    }
+    match &subject {
+        Some(s) => shared.cache.purge_subject(s),
+        None => shared.cache.purge(),
+    }
+    let Some(fleet) = shared.cache.shared() else {
+        return json_response(
+            StatusCode::OK,
+            &json!({"purged": true, "subject": subject, "shared": null}),
+        );
+    };
+    match fleet.purge(subject.as_deref()).await {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &json!({"purged": true, "subject": subject, "shared": {"purged": true}}),
+        ),
+        Err(e) => json_response(
+            StatusCode::BAD_GATEWAY,
+            &json!({"purged": true, "subject": subject,
+                    "shared": {"purged": false, "error": e.to_string()}}),
+        ),
     }
 }
 

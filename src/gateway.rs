@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::common::random_key;
 use crate::config::{Config, ConfigError, GrantSourceConfig, UpstreamConfig};
-use crate::grants::{GrantCache, GrantsFile, HttpSource, Resolver, Source};
+use crate::grants::{GrantCache, GrantsFile, HttpSource, Resolver, SharedCache, Source};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::proxy::RequestBody;
 use crate::reload::ReloadState;
@@ -48,9 +48,11 @@ pub struct Shared {
     pub config: Config,
     /// The current snapshot; swapped whole on reload.
     pub snapshot: ArcSwap<Snapshot>,
-    /// The grants cache.
+    /// The grants cache (its shared level and statistics:
+    /// [`GrantCache::shared`]).
     pub cache: GrantCache,
-    /// Key of the credential hash.
+    /// Key of the credential hash: random per process, or from
+    /// `grants.cache.shared_key_file` when the cache is shared.
     pub secret: Arc<[u8; 32]>,
     /// Request id generator.
     pub request_ids: RequestIds,
@@ -71,12 +73,23 @@ impl Gateway {
     /// Loads the files the config names and builds the shared state.
     pub fn new(config: Config) -> Result<Gateway, ConfigError> {
         let snapshot = Snapshot::load(&config)?;
-        let cache = GrantCache::new(config.grants.cache);
+        let mut cache = GrantCache::new(config.grants.cache);
+        if let Some(s) = &config.grants.shared {
+            let shared =
+                SharedCache::new(s.clone()).map_err(|m| ConfigError::file(&config.file, m))?;
+            cache = cache.with_shared(Arc::new(shared));
+        }
+        // With a shared cache every instance must compute the same keys.
+        let secret = config
+            .grants
+            .shared
+            .as_ref()
+            .map_or_else(random_key, |s| s.hash_key);
         Ok(Gateway {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cache,
-                secret: Arc::new(random_key()),
+                secret: Arc::new(secret),
                 request_ids: RequestIds::new(),
                 draining: AtomicBool::new(false),
                 metrics: Metrics::default(),

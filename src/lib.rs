@@ -10,7 +10,7 @@
 //! | [`path`] | the one canonical path that is matched, checked and forwarded |
 //! | [`permission`] | the permission grammar: grants, denies, requirements |
 //! | [`decision`] | the decision core (no I/O): prepare, route, authorize, permit |
-//! | [`grants`] | resolving a caller's grants: credentials, cache, permission API |
+//! | [`grants`] | resolving a caller's grants: credentials, cache (in-process, and shared in Redis), permission API |
 //! | [`gateway`] | shared state (one swappable snapshot) and per-worker state |
 //! | [`proxy`] | the hot path: one request from arrival to forwarded or refused |
 //! | [`reload`] | hot reload of the routes file: file watch, poll, SIGHUP, admin |

@@ -3,7 +3,8 @@
 //! [`run`] starts `server.workers` threads, each with a single-threaded
 //! tokio runtime that accepts from the shared proxy listener and serves its
 //! connections (HTTP/1.1, and HTTP/2 with prior knowledge) with its own
-//! upstream connection pools. The admin listener and the reload triggers run
+//! upstream connection pools. The admin listener, the reload triggers and the
+//! shared cache's background task (connection, purge channel, probes) run
 //! on the caller's runtime, at normal priority; reloads read and compile on
 //! its blocking threads, lowered to nice 19, so probes never wait for them.
 //! When the shutdown future completes, `/readyz` turns 503, serving goes on
@@ -98,6 +99,10 @@ pub async fn run(
     ));
     let reloader = crate::reload::Reloader::new(Arc::clone(&shared));
     let reload_task = tokio::spawn(reloader.run(stop_rx.clone()));
+    let shared_cache_task = shared
+        .cache
+        .shared()
+        .map(|l2| tokio::spawn(Arc::clone(l2).supervise(shared.cache.clone(), stop_rx.clone())));
     tracing::info!(%listen, admin = %admin_listen, workers = server.workers, "permgate serving");
 
     shutdown.await;
@@ -110,6 +115,9 @@ pub async fn run(
     }
     let _ = admin_task.await;
     let _ = reload_task.await;
+    if let Some(t) = shared_cache_task {
+        let _ = t.await;
+    }
     tracing::info!("permgate stopped");
     Ok(())
 }

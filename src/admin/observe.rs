@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 
 use crate::gateway::Shared;
-use crate::metrics::{DecisionLabel, Gauges, MAX_SHAPES, Totals, render};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::grants::SharedStats;
+use crate::metrics::{DecisionLabel, Gauges, MAX_SHAPES, SharedCacheCounts, Totals, render};
 
 /// The Prometheus exposition.
 pub fn metrics_text(shared: &Shared) -> String {
@@ -16,9 +19,23 @@ pub fn metrics_text(shared: &Shared) -> String {
             reloads_succeeded: state.succeeded,
             reloads_failed: state.failed,
             restart_needed: state.restart_needed(),
+            shared_cache: shared.cache.shared().map(|c| shared_counts(c.stats())),
         }
     };
     render(&totals, &gauges)
+}
+
+fn shared_counts(s: &SharedStats) -> SharedCacheCounts {
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    SharedCacheCounts {
+        hits: n(&s.hits),
+        misses: n(&s.misses),
+        errors: n(&s.errors),
+        skipped: n(&s.skipped),
+        stored: n(&s.stored),
+        breaker_opened: n(&s.breaker_opened),
+        breaker_open: s.breaker_open(),
+    }
 }
 
 /// The coverage JSON: per route of the serving table, its decisions and last

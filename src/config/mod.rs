@@ -4,6 +4,7 @@
 mod error;
 mod origin;
 mod raw;
+mod shared;
 mod units;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use toml::Spanned;
 pub use error::{ConfigError, LineIndex, line_column, read_file};
 pub use origin::HttpOrigin;
 pub use raw::{GrantSourceKind, HostHeader, LogFormat};
+pub use shared::{MIN_KEY_BYTES, SharedCacheConfig};
 pub use units::{ByteSize, Dur};
 
 use raw::{RawConfig, RawGrants, RawServer, RawUpstream};
@@ -115,6 +117,8 @@ pub struct GrantsConfig {
     pub source: GrantSourceConfig,
     /// `[grants.cache]`.
     pub cache: CacheConfig,
+    /// `[grants.cache] shared` and `shared_key_file`: the fleet's Redis.
+    pub shared: Option<SharedCacheConfig>,
 }
 
 /// `grants.source` and its settings.
@@ -400,6 +404,13 @@ impl Validator<'_> {
             max_entries: c.max_entries.unwrap_or(100_000),
             stale_if_error: c.stale_if_error.unwrap_or(Dur::secs(0)).0,
         };
+        let shared = self.shared_cache(
+            c.shared.as_ref(),
+            c.shared_key_file.as_ref(),
+            cache.ttl,
+            g.timeout.unwrap_or(Dur::secs(1)).0,
+            base,
+        )?;
         let source = match *g.source.get_ref() {
             GrantSourceKind::Http => {
                 if let Some(f) = &g.file {
@@ -455,7 +466,11 @@ impl Validator<'_> {
                 GrantSourceConfig::File(base.join(file.get_ref()))
             }
         };
-        Ok(GrantsConfig { source, cache })
+        Ok(GrantsConfig {
+            source,
+            cache,
+            shared,
+        })
     }
 }
 

@@ -115,6 +115,8 @@ pub struct RawCache {
     pub negative_ttl: Option<Dur>,
     pub max_entries: Option<u64>,
     pub stale_if_error: Option<Dur>,
+    pub shared: Option<Spanned<String>>,
+    pub shared_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -189,3 +189,76 @@ fn sha256_hex_parses_64_digits() {
     assert!(parse_sha256_hex(&hex[1..]).is_none());
     assert!(parse_sha256_hex(&hex.replace('9', "g")).is_none());
 }
+
+#[test]
+fn shared_cache_keys_are_checked_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cache.key"), [7u8; 40]).unwrap();
+    std::fs::write(dir.path().join("short.key"), [7u8; 31]).unwrap();
+    let file = dir.path().join("permgate.toml");
+    let with = |cache: &str| {
+        let text = format!("{MINIMAL}[grants.cache]\nttl = \"60s\"\n{cache}\n");
+        Config::parse(&text, &file)
+    };
+    let c = with("shared = \"redis://127.0.0.1:6379/0\"\nshared_key_file = \"cache.key\"").unwrap();
+    let s = c.grants.shared.as_ref().expect("shared configured");
+    assert_eq!(
+        s.hash_key,
+        <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest([7u8; 40])),
+        "the key of the credential hash comes from the file's raw bytes"
+    );
+    assert_eq!(s.timeout, Duration::from_secs(1), "grants.timeout");
+    assert!(
+        !format!("{s:?}").contains("7, 7"),
+        "the key is not in Debug"
+    );
+    assert!(with("").unwrap().grants.shared.is_none());
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "shared = \"redis://127.0.0.1:6379/0\"",
+            "grants.cache.shared needs grants.cache.shared_key_file",
+        ),
+        (
+            "shared_key_file = \"cache.key\"",
+            "only used with grants.cache.shared",
+        ),
+        (
+            "shared = \"redis://127.0.0.1:6379/0\"\nshared_key_file = \"missing.key\"",
+            "shared_key_file: cannot read",
+        ),
+        (
+            "shared = \"redis://127.0.0.1:6379/0\"\nshared_key_file = \"short.key\"",
+            "holds 31 bytes; the key needs at least 32",
+        ),
+        (
+            "shared = \"rediss://127.0.0.1:6379/0\"\nshared_key_file = \"cache.key\"",
+            "not supported yet",
+        ),
+        (
+            "shared = \"http://127.0.0.1:6379/0\"\nshared_key_file = \"cache.key\"",
+            "must start with redis://",
+        ),
+        (
+            "shared = \"redis://127.0.0.1:6379/0\"\nshared_key_file = \"cache.key\"\nshraed = 1",
+            "unknown field `shraed`",
+        ),
+    ];
+    let cache_line = MINIMAL.lines().count() + 3;
+    for (cache, needle) in cases {
+        let err = with(cache).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(needle), "{cache}\n=> {text}");
+        assert!(text.starts_with(&format!("{}:", file.display())), "{text}");
+        let line = err.line().expect("a line");
+        assert!(
+            (cache_line..cache_line + 3).contains(&line),
+            "{text}: line {line} is in [grants.cache]"
+        );
+    }
+    let text = format!(
+        "{MINIMAL}[grants.cache]\nttl = \"0s\"\nshared = \"redis://h:1\"\nshared_key_file = \"cache.key\"\n"
+    );
+    let err = Config::parse(&text, &file).unwrap_err().to_string();
+    assert!(err.contains("ttl is 0s"), "{err}");
+}

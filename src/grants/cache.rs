@@ -5,6 +5,8 @@
 //! `ttl` (or less when the source says `max-age`), rejections for
 //! `negative_ttl`. When `stale_if_error` is set, the last good answer of each
 //! key is kept that long in a second cache and used only if a fetch fails.
+//! With a [`SharedCache`], a miss asks Redis before the source, and what the
+//! source answers is stored there too; an in-process hit never touches it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use super::credentials::CacheKey;
+use super::shared::SharedCache;
 use super::{Answer, Fetched, Unavailable};
 use crate::config::CacheConfig;
 use crate::metrics::CacheResult;
@@ -35,6 +38,14 @@ impl Expiry<CacheKey, Entry> for EntryTtl {
     }
 }
 
+/// Whether `answer` is grants of `subject`.
+fn is_subject(answer: &Answer, subject: &str) -> bool {
+    match answer {
+        Answer::Granted(g) => &*g.subject == subject,
+        Answer::Rejected => false,
+    }
+}
+
 /// The grants cache, shared by all workers (clones share the entries).
 #[derive(Clone)]
 pub struct GrantCache {
@@ -43,6 +54,8 @@ pub struct GrantCache {
     /// Last good answers; the cache's time-to-live is `stale_if_error`, so
     /// whatever it returns is at most that old.
     last_good: Option<Cache<CacheKey, Answer>>,
+    /// The fleet's second level, when `grants.cache.shared` is set.
+    shared: Option<Arc<SharedCache>>,
 }
 
 impl GrantCache {
@@ -53,18 +66,59 @@ impl GrantCache {
             Cache::builder()
                 .max_capacity(config.max_entries)
                 .expire_after(EntryTtl)
+                .support_invalidation_closures()
                 .build()
         });
         let last_good = (enabled && !config.stale_if_error.is_zero()).then(|| {
             Cache::builder()
                 .max_capacity(config.max_entries)
                 .time_to_live(config.stale_if_error)
+                .support_invalidation_closures()
                 .build()
         });
         Self {
             config,
             fresh,
             last_good,
+            shared: None,
+        }
+    }
+
+    /// The same cache with `shared` as its second level (ignored when the
+    /// cache is off).
+    pub fn with_shared(mut self, shared: Arc<SharedCache>) -> Self {
+        if self.fresh.is_some() {
+            self.shared = Some(shared);
+        }
+        self
+    }
+
+    /// The second level, if any: for purges and its statistics.
+    pub fn shared(&self) -> Option<&Arc<SharedCache>> {
+        self.shared.as_ref()
+    }
+
+    /// How long an answer from the source is kept: `ttl`, or less when the
+    /// source says `max-age`; `negative_ttl` for rejections.
+    fn lifetime(&self, fetched: &Fetched) -> Duration {
+        match fetched.answer {
+            Answer::Granted(_) => fetched
+                .max_age
+                .map_or(self.config.ttl, |age| age.min(self.config.ttl)),
+            Answer::Rejected => self.config.negative_ttl,
+        }
+    }
+
+    /// An answer found in Redis, kept no longer than it has left and than
+    /// this instance's own limits.
+    fn shared_entry(&self, answer: Answer, left: Duration) -> Entry {
+        let cap = match answer {
+            Answer::Granted(_) => self.config.ttl,
+            Answer::Rejected => self.config.negative_ttl,
+        };
+        Entry {
+            answer,
+            ttl_ms: u32::try_from(left.min(cap).as_millis()).unwrap_or(u32::MAX),
         }
     }
 
@@ -82,13 +136,16 @@ impl GrantCache {
             return (fetched, CacheResult::Miss);
         };
         let load = async {
+            if let Some(shared) = &self.shared {
+                if let Some((answer, left)) = shared.get(key).await {
+                    return Ok(self.shared_entry(answer, left));
+                }
+            }
             let fetched = fetch.await?;
-            let ttl = match fetched.answer {
-                Answer::Granted(_) => fetched
-                    .max_age
-                    .map_or(self.config.ttl, |age| age.min(self.config.ttl)),
-                Answer::Rejected => self.config.negative_ttl,
-            };
+            let ttl = self.lifetime(&fetched);
+            if let Some(shared) = &self.shared {
+                shared.put(key, &fetched.answer, ttl).await;
+            }
             let entry = Entry {
                 answer: fetched.answer,
                 ttl_ms: u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX),
@@ -124,7 +181,22 @@ impl GrantCache {
         self.fresh.as_ref()?.get(&key).await.map(|e| e.answer)
     }
 
-    /// Empties the cache, including last good answers.
+    /// Removes the entries of `subject`, including last good answers, from
+    /// this instance (the shared cache is purged by its own
+    /// [`SharedCache::purge`]). Entries disappear as moka applies the
+    /// predicate: they are never returned again once this returns.
+    pub fn purge_subject(&self, subject: &str) {
+        let subject: Arc<str> = subject.into();
+        if let Some(c) = &self.fresh {
+            let subject = Arc::clone(&subject);
+            let _ = c.invalidate_entries_if(move |_, e: &Entry| is_subject(&e.answer, &subject));
+        }
+        if let Some(c) = &self.last_good {
+            let _ = c.invalidate_entries_if(move |_, a: &Answer| is_subject(a, &subject));
+        }
+    }
+
+    /// Empties this instance's cache, including last good answers.
     pub fn purge(&self) {
         if let Some(c) = &self.fresh {
             c.invalidate_all();

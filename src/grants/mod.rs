@@ -4,15 +4,19 @@
 //! * [`credentials`]: the credential headers and their keyed hash;
 //! * [`cache`]: the shared moka cache (single-flight, TTLs, stale-if-error);
 //! * [`permission_api`]: the permission API contract;
-//! * [`file`]: the embedded grants file.
+//! * [`file`]: the embedded grants file;
+//! * [`shared`]: the fleet's second-level cache in Redis, with its
+//!   [`breaker`].
 //!
 //! A [`Resolver`] belongs to one worker: it shares the cache with every other
 //! worker but talks to the grant source over its own connections.
 
+pub mod breaker;
 mod cache;
 mod credentials;
 mod file;
 mod permission_api;
+pub mod shared;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ pub use cache::GrantCache;
 pub use credentials::{CacheKey, Credentials, KeyMemo};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
 pub use permission_api::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
+pub use shared::{PurgeError, SharedCache, SharedStats};
 
 use crate::decision::Grants;
 use crate::permission::PermissionError;

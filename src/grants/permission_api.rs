@@ -330,7 +330,7 @@ impl<'de> serde::de::Visitor<'de> for PickSeed<'_> {
 }
 
 /// Whether `s` can be sent as a header value unchanged: visible ASCII and spaces.
-fn is_header_safe(s: &str) -> bool {
+pub(super) fn is_header_safe(s: &str) -> bool {
     !s.is_empty() && s.len() <= 1024 && s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 

@@ -24,6 +24,27 @@ pub struct Gauges {
     pub reloads_failed: u64,
     /// Whether the main config changed on disk since start.
     pub restart_needed: bool,
+    /// The shared (Redis) cache, when one is configured.
+    pub shared_cache: Option<SharedCacheCounts>,
+}
+
+/// Counters of the shared (Redis) grants cache.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SharedCacheCounts {
+    /// In-process misses answered from Redis.
+    pub hits: u64,
+    /// In-process misses Redis did not know either.
+    pub misses: u64,
+    /// Failed, timed-out or garbage Redis operations.
+    pub errors: u64,
+    /// Lookups and stores skipped while the breaker was open.
+    pub skipped: u64,
+    /// Answers stored in Redis.
+    pub stored: u64,
+    /// Times the breaker opened.
+    pub breaker_opened: u64,
+    /// Whether Redis is skipped now.
+    pub breaker_open: bool,
 }
 
 /// The whole exposition.
@@ -131,6 +152,9 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
         t.shapes.dropped
     );
 
+    if let Some(c) = &g.shared_cache {
+        shared_cache(o, c);
+    }
     gauge(
         o,
         "permgate_routes",
@@ -173,6 +197,41 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
         env!("CARGO_PKG_VERSION")
     );
     out
+}
+
+fn shared_cache(o: &mut String, c: &SharedCacheCounts) {
+    family(
+        o,
+        "permgate_shared_cache_total",
+        "counter",
+        "Shared (Redis) cache operations by result.",
+    );
+    for (result, n) in [
+        ("hit", c.hits),
+        ("miss", c.misses),
+        ("error", c.errors),
+        ("skipped", c.skipped),
+        ("stored", c.stored),
+    ] {
+        let _ = writeln!(o, "permgate_shared_cache_total{{result=\"{result}\"}} {n}");
+    }
+    family(
+        o,
+        "permgate_shared_cache_breaker_opened_total",
+        "counter",
+        "Times the shared cache's circuit breaker opened.",
+    );
+    let _ = writeln!(
+        o,
+        "permgate_shared_cache_breaker_opened_total {}",
+        c.breaker_opened
+    );
+    gauge(
+        o,
+        "permgate_shared_cache_breaker_open",
+        "1 while Redis is skipped.",
+        i64::from(c.breaker_open),
+    );
 }
 
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use http::Method;
 
-pub use exposition::{CONTENT_TYPE, Gauges, render};
+pub use exposition::{CONTENT_TYPE, Gauges, SharedCacheCounts, render};
 pub use histogram::{BUCKETS, Histogram, HistogramTotals};
 pub use shapes::{MAX_SHAPES, Shape, Shapes, shape_of};
 

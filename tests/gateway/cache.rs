@@ -197,3 +197,58 @@ async fn alternating_credentials_on_one_connection_each_get_their_own_grants() {
         .collect();
     assert_eq!(subjects, ["reader"; 4]);
 }
+
+#[tokio::test]
+async fn purge_by_subject_without_redis_drops_only_that_subject() {
+    let (_b, api, gw) = setup(&[]).await;
+    api.set("Bearer a1", ApiReply::grants("alice", &["items"], &[]));
+    api.set("Bearer a2", ApiReply::grants("alice", &["items"], &[]));
+    api.set("Bearer b1", ApiReply::grants("bob", &["items"], &[]));
+    for token in ["a1", "a2", "b1"] {
+        assert_eq!(get(gw.addr, "/items/1", Some(token)).await.status, 200);
+    }
+    for token in ["a1", "a2", "b1"] {
+        api.set(
+            &format!("Bearer {token}"),
+            ApiReply::grants("z", &["other"], &[]),
+        );
+    }
+    let r = request(
+        gw.admin,
+        "POST",
+        "/admin/cache/purge?subject=alice",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"purged": true, "subject": "alice", "shared": null})
+    );
+    assert_eq!(
+        get(gw.addr, "/items/1", Some("a1")).await.status,
+        403,
+        "refetched"
+    );
+    assert_eq!(
+        get(gw.addr, "/items/1", Some("a2")).await.status,
+        403,
+        "refetched"
+    );
+    assert_eq!(
+        get(gw.addr, "/items/1", Some("b1")).await.status,
+        200,
+        "bob still cached"
+    );
+    assert_eq!(api.calls(), 5);
+    let r = request(gw.admin, "POST", "/admin/cache/purge?subject=", &[], "").await;
+    assert_eq!(r.status, 400);
+    let r = request(gw.admin, "POST", "/admin/cache/purge", &[], "").await;
+    assert_eq!(r.json()["subject"], serde_json::Value::Null);
+    assert_eq!(
+        get(gw.addr, "/items/1", Some("b1")).await.status,
+        403,
+        "all purged"
+    );
+}

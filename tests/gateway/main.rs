@@ -21,5 +21,6 @@ mod rejects;
 mod reload;
 mod scoped;
 mod seed_matrix;
+mod shared_cache;
 mod smuggling;
 mod upstream;

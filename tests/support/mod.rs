@@ -5,7 +5,8 @@
 //! * [`GatewayBuilder`]: writes config and routes files to a temp dir and
 //!   runs the gateway on its own threads until stopped;
 //! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
-//! * [`logs`]: log capture into memory.
+//! * [`logs`]: log capture into memory;
+//! * [`redis`]: a real `redis-server` on a free port, for the shared cache.
 // Each test crate uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
@@ -14,6 +15,7 @@ pub mod client;
 pub mod gateway;
 pub mod logs;
 pub mod permission_api;
+pub mod redis;
 
 pub use backend::{Backend, Recorded, Reply};
 pub use client::{Resp, get, raw, request, request_h2};

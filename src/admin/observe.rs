@@ -61,7 +61,9 @@ fn coverage_of(shared: &Shared, totals: Totals) -> Value {
                 "deny": stats.with_decision(DecisionLabel::Deny),
                 "unauthenticated": stats.with_decision(DecisionLabel::Unauthenticated),
                 "wouldDeny": stats.with_decision(DecisionLabel::WouldDeny),
-                "lastSeen": (stats.last_seen > 0).then(|| timestamp_secs(stats.last_seen)),
+                "lastSeen": stats
+                    .last_seen
+                    .map(|at| super::timestamp(shared.metrics.wall_clock(at))),
             })
         })
         .collect();
@@ -86,8 +88,4 @@ fn coverage_of(shared: &Shared, totals: Totals) -> Value {
         "unmatched": unmatched,
         "unmatchedDropped": dropped,
     })
-}
-
-fn timestamp_secs(secs: u64) -> String {
-    super::timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use http::{HeaderMap, Method, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 
 use crate::path::{PathRejection, normalize, routing_path};
 use crate::routes::RouteTable;
@@ -110,8 +110,8 @@ pub fn prepare<'p>(
     table: &RouteTable,
     head: &RequestHead<'_, 'p>,
 ) -> Result<Prepared<'p>, BadRequest> {
-    check_header_names(head.headers)?;
-    check_host(head)?;
+    let host = scan_headers(head.headers)?;
+    check_host(head, host)?;
     if head.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(BadRequest::MethodCase);
     }
@@ -137,9 +137,17 @@ pub fn same_header_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
-/// One pass over the header names for override and re-routing headers.
-fn check_header_names(headers: &HeaderMap) -> Result<(), BadRequest> {
-    for name in headers.keys() {
+/// One pass over the header fields: override and re-routing headers are
+/// refused, and the `Host` field is returned (a second one is refused).
+fn scan_headers(headers: &HeaderMap) -> Result<Option<&HeaderValue>, BadRequest> {
+    let mut host = None;
+    for (name, value) in headers {
+        if name == header::HOST {
+            if host.replace(value).is_some() {
+                return Err(BadRequest::Host(HostProblem::Repeated));
+            }
+            continue;
+        }
         let n = name.as_str();
         // Every such header starts with `x` and has one of these lengths.
         if !matches!(n.len(), 13 | 14 | 17 | 22) || !n.starts_with('x') {
@@ -158,11 +166,11 @@ fn check_header_names(headers: &HeaderMap) -> Result<(), BadRequest> {
             return Err(BadRequest::Rerouting(h));
         }
     }
-    Ok(())
+    Ok(host)
 }
 
 /// `Host` and the target's authority.
-fn check_host(head: &RequestHead<'_, '_>) -> Result<(), BadRequest> {
+fn check_host(head: &RequestHead<'_, '_>, host: Option<&HeaderValue>) -> Result<(), BadRequest> {
     let bad = |p| Err(BadRequest::Host(p));
     if let Some(authority) = head.uri.authority() {
         if authority.as_str().contains('@') {
@@ -172,11 +180,9 @@ fn check_host(head: &RequestHead<'_, '_>) -> Result<(), BadRequest> {
             return bad(HostProblem::Invalid);
         }
     }
-    let mut hosts = head.headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => bad(HostProblem::Repeated),
-        (Some(h), None) if !is_host_and_port(h.as_bytes()) => bad(HostProblem::Invalid),
-        (None, _) if head.version == Version::HTTP_11 => bad(HostProblem::Missing),
+    match host {
+        Some(h) if !is_host_and_port(h.as_bytes()) => bad(HostProblem::Invalid),
+        None if head.version == Version::HTTP_11 => bad(HostProblem::Missing),
         _ => Ok(()),
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{ApiOutcome, CacheResult, DecisionLabel, HistogramTotals, Totals, UNMATCHED};
+use super::{ApiOutcome, CacheResult, HistogramTotals, Totals, UNMATCHED};
 
 /// `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -65,9 +65,9 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
         .map(|n| (n, &t.routes[n]))
         .chain([(UNMATCHED, &t.unmatched)]);
     for (name, stats) in routes {
-        let mut counts: Vec<(&(DecisionLabel, u16), &u64)> = stats.counts.iter().collect();
-        counts.sort_unstable_by_key(|((d, s), _)| (d.as_str(), *s));
-        for ((decision, status), n) in counts {
+        let mut counts = stats.counts.clone();
+        counts.sort_unstable_by_key(|(d, s, _)| (d.as_str(), *s));
+        for (decision, status, n) in counts {
             let _ = writeln!(
                 o,
                 "permgate_requests_total{{route=\"{}\",decision=\"{}\",status=\"{status}\"}} {n}",
@@ -268,7 +268,7 @@ fn escape(v: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{RequestRecord, WorkerMetrics};
+    use crate::metrics::{DecisionLabel, RequestRecord, WorkerMetrics};
     use std::time::Duration;
 
     #[test]
@@ -278,8 +278,8 @@ mod tests {
             route: Some("say \"hi\""),
             decision: DecisionLabel::Allow,
             status: 200,
+            at: std::time::Instant::now(),
             elapsed: Duration::from_micros(70),
-            unmatched: None,
         });
         let mut t = Totals::default();
         w.add_to(&mut t);

@@ -11,12 +11,12 @@ mod exposition;
 mod histogram;
 mod shapes;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
+use rustc_hash::FxHashMap;
 
 pub use exposition::{CONTENT_TYPE, Gauges, SharedCacheCounts, render};
 pub use histogram::{BUCKETS, Histogram, HistogramTotals};
@@ -137,33 +137,54 @@ impl ApiOutcome {
 /// Counts of one route (or of the unmatched requests) in one worker.
 #[derive(Clone, Debug, Default)]
 pub struct RouteStats {
-    /// Requests by decision and status.
-    pub counts: HashMap<(DecisionLabel, u16), u64>,
-    /// When the route last served a request (seconds since the epoch).
-    pub last_seen: u64,
+    /// Requests by decision and status; a route sees few combinations, so
+    /// a short list beats a hash map.
+    pub counts: Vec<(DecisionLabel, u16, u64)>,
+    /// When the route last served a request.
+    pub last_seen: Option<Instant>,
 }
 
 impl RouteStats {
+    fn count(&mut self, decision: DecisionLabel, status: u16, n: u64) {
+        match self
+            .counts
+            .iter_mut()
+            .find(|(d, s, _)| *d == decision && *s == status)
+        {
+            Some((_, _, c)) => *c += n,
+            None => self.counts.push((decision, status, n)),
+        }
+    }
+
     fn add(&mut self, other: &RouteStats) {
-        for (k, n) in &other.counts {
-            *self.counts.entry(*k).or_default() += n;
+        for (d, s, n) in &other.counts {
+            self.count(*d, *s, *n);
         }
         self.last_seen = self.last_seen.max(other.last_seen);
+    }
+
+    /// Requests with `decision` and `status`.
+    pub fn with(&self, decision: DecisionLabel, status: u16) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(d, s, _)| *d == decision && *s == status)
+            .map(|(_, _, n)| n)
+            .sum()
     }
 
     /// Requests with `decision`, whatever their status.
     pub fn with_decision(&self, decision: DecisionLabel) -> u64 {
         self.counts
             .iter()
-            .filter(|((d, _), _)| *d == decision)
-            .map(|(_, n)| n)
+            .filter(|(d, _, _)| *d == decision)
+            .map(|(_, _, n)| n)
             .sum()
     }
 }
 
 #[derive(Debug, Default)]
 struct RouteTable {
-    by_name: HashMap<Box<str>, RouteStats>,
+    by_name: FxHashMap<Box<str>, RouteStats>,
     unmatched: RouteStats,
     shapes: Shapes,
 }
@@ -177,11 +198,10 @@ pub struct RequestRecord<'a> {
     pub decision: DecisionLabel,
     /// The status sent.
     pub status: u16,
+    /// When the request arrived.
+    pub at: Instant,
     /// From arrival to response headers.
     pub elapsed: Duration,
-    /// For a request no route matched whose path was accepted: its method
-    /// and normalized path, for the unmatched shapes.
-    pub unmatched: Option<(&'a Method, &'a str)>,
 }
 
 /// What one worker thread counts.
@@ -201,7 +221,6 @@ impl WorkerMetrics {
     /// Counts a finished request.
     pub fn record(&self, r: &RequestRecord<'_>) {
         self.request_duration.observe(r.elapsed);
-        let now = unix_seconds(SystemTime::now());
         let mut t = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let stats = match r.route {
             Some(name) => match t.by_name.get_mut(name) {
@@ -210,11 +229,15 @@ impl WorkerMetrics {
             },
             None => &mut t.unmatched,
         };
-        *stats.counts.entry((r.decision, r.status)).or_default() += 1;
-        stats.last_seen = now;
-        if let Some((method, path)) = r.unmatched {
-            t.shapes.record(method, path);
-        }
+        stats.count(r.decision, r.status, 1);
+        stats.last_seen = Some(r.at);
+    }
+
+    /// Counts the shape of a request no route matched (its method and
+    /// normalized path).
+    pub fn unmatched(&self, method: &Method, path: &str) {
+        let mut t = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        t.shapes.record(method, path);
     }
 
     /// Counts how a request's grants were found.
@@ -295,7 +318,7 @@ impl Drop for OwnedGauge {
 #[derive(Debug, Default)]
 pub struct Totals {
     /// Per route name.
-    pub routes: HashMap<Box<str>, RouteStats>,
+    pub routes: FxHashMap<Box<str>, RouteStats>,
     /// Requests no route matched.
     pub unmatched: RouteStats,
     /// Their shapes.
@@ -333,6 +356,8 @@ impl Totals {
 pub struct Metrics {
     /// When counting started.
     pub since: SystemTime,
+    /// The same moment on the monotonic clock requests are timed with.
+    started: Instant,
     workers: Mutex<Vec<Arc<WorkerMetrics>>>,
 }
 
@@ -340,12 +365,18 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             since: SystemTime::now(),
+            started: Instant::now(),
             workers: Mutex::new(Vec::new()),
         }
     }
 }
 
 impl Metrics {
+    /// The wall-clock time of monotonic instant `at`.
+    pub fn wall_clock(&self, at: Instant) -> SystemTime {
+        self.since + at.saturating_duration_since(self.started)
+    }
+
     /// A new worker's counters.
     pub fn worker(&self) -> Arc<WorkerMetrics> {
         let w = Arc::new(WorkerMetrics::default());
@@ -371,12 +402,6 @@ impl Metrics {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,25 +414,23 @@ mod tests {
             route,
             decision,
             status,
+            at: Instant::now(),
             elapsed: Duration::from_micros(200),
-            unmatched: None,
         };
         a.record(&rec(Some("items.get"), DecisionLabel::Allow, 200));
         b.record(&rec(Some("items.get"), DecisionLabel::Allow, 200));
         b.record(&rec(Some("items.get"), DecisionLabel::Deny, 403));
-        a.record(&RequestRecord {
-            unmatched: Some((&Method::GET, "/nowhere/7")),
-            ..rec(None, DecisionLabel::Deny, 403)
-        });
+        a.record(&rec(None, DecisionLabel::Deny, 403));
+        a.unmatched(&Method::GET, "/nowhere/7");
         a.cache(CacheResult::Hit);
         b.cache(CacheResult::Miss);
         b.permission_api(ApiOutcome::Granted, Duration::from_millis(2));
         let _busy = a.in_flight();
         let mut t = m.totals();
         let items = &t.routes["items.get"];
-        assert_eq!(items.counts[&(DecisionLabel::Allow, 200)], 2);
+        assert_eq!(items.with(DecisionLabel::Allow, 200), 2);
         assert_eq!(items.with_decision(DecisionLabel::Deny), 1);
-        assert!(items.last_seen > 0);
+        assert!(items.last_seen.is_some());
         assert_eq!(t.unmatched.with_decision(DecisionLabel::Deny), 1);
         assert_eq!(
             std::mem::take(&mut t.shapes).rows()[0].shape,

@@ -60,8 +60,6 @@ struct Outcome<'s> {
     decision: Option<DecisionLabel>,
     subject: Option<Arc<Grants>>,
     cache: Option<CacheResult>,
-    /// The normalized path of a request no route matched.
-    unmatched: Option<Box<str>>,
 }
 
 /// Handles one request from `peer`.
@@ -76,11 +74,17 @@ pub async fn handle(
     let snapshot = shared.snapshot.load_full();
     let request_id = shared.request_ids.for_request(req.headers());
     let method = req.method().clone();
-    let trace = shared
+    // Kept small across the await: only a trace id, and only when logged.
+    let trace: Option<Box<str>> = shared
         .config
         .log
         .access_log
-        .then(|| req.headers().get(&TRACEPARENT).cloned())
+        .then(|| {
+            req.headers()
+                .get(&TRACEPARENT)
+                .and_then(trace_id)
+                .map(Box::from)
+        })
         .flatten();
     let mut outcome = Outcome::default();
     let (response, refusal) =
@@ -99,8 +103,8 @@ pub async fn handle(
         route: outcome.route,
         decision,
         status,
+        at: started,
         elapsed,
-        unmatched: outcome.unmatched.as_deref().map(|p| (&method, p)),
     });
     if shared.config.log.access_log {
         crate::telemetry::access(&AccessRecord {
@@ -114,7 +118,7 @@ pub async fn handle(
             client: peer.addr,
             cache: outcome.cache,
             missing: refusal.as_ref().and_then(Refusal::missing),
-            trace_id: trace.as_ref().and_then(trace_id),
+            trace_id: trace.as_deref(),
         });
     }
     response
@@ -177,7 +181,7 @@ async fn handle_inner<'s>(
     let routed = prepared.route(table, &parts.method);
     outcome.route = routed.route_name();
     if outcome.route.is_none() {
-        outcome.unmatched = Some(prepared.path().into());
+        worker.metrics.unmatched(&parts.method, prepared.path());
     }
 
     let resolution = match routed.need() {

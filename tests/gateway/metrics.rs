@@ -247,7 +247,13 @@ async fn coverage_counts_routes_and_unmatched_shapes() {
     assert_eq!(unmatched[0]["method"], "GET");
     assert_eq!(unmatched[0]["shape"], "/nowhere/{id}");
     assert_eq!(unmatched[0]["count"], 2);
-    assert_eq!(unmatched[0]["example"], "/nowhere/4711", "no query string");
+    // One of the two paths (the workers may have seen either first), and
+    // never the query string the first one carried.
+    let example = unmatched[0]["example"].as_str().unwrap();
+    assert!(
+        ["/nowhere/4711", "/nowhere/4712"].contains(&example),
+        "{example}"
+    );
 
     // The admin token guards coverage; /metrics stays open like the probes.
     drop(gw);

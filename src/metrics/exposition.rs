@@ -96,49 +96,29 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
         &t.permission_api_duration,
     );
 
-    family(
+    counter_by(
         o,
         "permgate_grants_cache_total",
-        "counter",
         "Grant lookups by how they were answered.",
+        "result",
+        CacheResult::ALL.map(|r| (r.as_str(), t.cache(r))),
     );
-    for r in CacheResult::ALL {
-        let _ = writeln!(
-            o,
-            "permgate_grants_cache_total{{result=\"{}\"}} {}",
-            r.as_str(),
-            t.cache(r)
-        );
-    }
-    family(
+    counter_by(
         o,
         "permgate_permission_api_requests_total",
-        "counter",
         "Permission API calls by outcome.",
+        "outcome",
+        ApiOutcome::ALL.map(|a| (a.as_str(), t.permission_api(a))),
     );
-    for a in ApiOutcome::ALL {
-        let _ = writeln!(
-            o,
-            "permgate_permission_api_requests_total{{outcome=\"{}\"}} {}",
-            a.as_str(),
-            t.permission_api(a)
-        );
-    }
-    family(
+    counter_by(
         o,
         "permgate_config_reloads_total",
-        "counter",
         "Reloads of the routes and grants files by result.",
-    );
-    let _ = writeln!(
-        o,
-        "permgate_config_reloads_total{{result=\"success\"}} {}",
-        g.reloads_succeeded
-    );
-    let _ = writeln!(
-        o,
-        "permgate_config_reloads_total{{result=\"failure\"}} {}",
-        g.reloads_failed
+        "result",
+        [
+            ("success", g.reloads_succeeded),
+            ("failure", g.reloads_failed),
+        ],
     );
     family(
         o,
@@ -200,21 +180,19 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
 }
 
 fn shared_cache(o: &mut String, c: &SharedCacheCounts) {
-    family(
+    counter_by(
         o,
         "permgate_shared_cache_total",
-        "counter",
         "Shared (Redis) cache operations by result.",
+        "result",
+        [
+            ("hit", c.hits),
+            ("miss", c.misses),
+            ("error", c.errors),
+            ("skipped", c.skipped),
+            ("stored", c.stored),
+        ],
     );
-    for (result, n) in [
-        ("hit", c.hits),
-        ("miss", c.misses),
-        ("error", c.errors),
-        ("skipped", c.skipped),
-        ("stored", c.stored),
-    ] {
-        let _ = writeln!(o, "permgate_shared_cache_total{{result=\"{result}\"}} {n}");
-    }
     family(
         o,
         "permgate_shared_cache_breaker_opened_total",
@@ -232,6 +210,20 @@ fn shared_cache(o: &mut String, c: &SharedCacheCounts) {
         "1 while Redis is skipped.",
         i64::from(c.breaker_open),
     );
+}
+
+/// A counter with one label, one line per value.
+fn counter_by<'a>(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    family(o, name, "counter", help);
+    for (value, n) in values {
+        let _ = writeln!(o, "{name}{{{label}=\"{value}\"}} {n}");
+    }
 }
 
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {

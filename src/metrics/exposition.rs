@@ -120,16 +120,11 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
             ("failure", g.reloads_failed),
         ],
     );
-    family(
+    counter(
         o,
         "permgate_unmatched_shapes_dropped_total",
-        "counter",
         "Unmatched requests whose shape found no room in the coverage table.",
-    );
-    let _ = writeln!(
-        o,
-        "permgate_unmatched_shapes_dropped_total {}",
-        t.shapes.dropped
+        t.shapes.dropped,
     );
 
     if let Some(c) = &g.shared_cache {
@@ -193,16 +188,11 @@ fn shared_cache(o: &mut String, c: &SharedCacheCounts) {
             ("stored", c.stored),
         ],
     );
-    family(
+    counter(
         o,
         "permgate_shared_cache_breaker_opened_total",
-        "counter",
         "Times the shared cache's circuit breaker opened.",
-    );
-    let _ = writeln!(
-        o,
-        "permgate_shared_cache_breaker_opened_total {}",
-        c.breaker_opened
+        c.breaker_opened,
     );
     gauge(
         o,
@@ -228,6 +218,11 @@ fn counter_by<'a>(
 
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(o: &mut String, name: &str, help: &str, value: u64) {
+    family(o, name, "counter", help);
+    let _ = writeln!(o, "{name} {value}");
 }
 
 fn gauge(o: &mut String, name: &str, help: &str, value: i64) {

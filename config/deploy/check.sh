@@ -15,8 +15,10 @@ VALIDATE=$VENV/bin/kubernetes-validate
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "-- kubernetes.yaml"
-"$VALIDATE" --strict kubernetes.yaml
+for manifest in kubernetes.yaml kubernetes-fleet.yaml; do
+  echo "-- $manifest"
+  "$VALIDATE" --strict "$manifest"
+done
 
 echo "-- permgate.service"
 if command -v systemd-analyze >/dev/null; then
@@ -27,18 +29,20 @@ else
   echo "systemd-analyze is not installed here; unit not verified"
 fi
 
-echo "-- the ConfigMap's permgate.toml and routes.toml"
-"$VENV/bin/python" - "$WORK" <<'PY'
+for manifest in kubernetes.yaml kubernetes-fleet.yaml; do
+  echo "-- the config and routes of $manifest"
+  dir=$WORK/${manifest%.yaml}
+  mkdir -p "$dir/config" "$dir/tls" "$dir/cache-key"
+  "$VENV/bin/python" - "$manifest" "$dir/config" <<'PY'
 import sys, yaml
-work = sys.argv[1]
-for doc in yaml.safe_load_all(open("kubernetes.yaml")):
+manifest, out = sys.argv[1], sys.argv[2]
+for doc in yaml.safe_load_all(open(manifest)):
     if doc and doc.get("kind") == "ConfigMap":
         for name, text in doc["data"].items():
-            open(f"{work}/config-{name}", "w").write(text)
+            open(f"{out}/{name}", "w").write(text)
 PY
-mkdir -p "$WORK/config" "$WORK/tls"
-mv "$WORK/config-permgate.toml" "$WORK/config/permgate.toml"
-mv "$WORK/config-routes.toml" "$WORK/config/routes.toml"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=permgate.test -keyout "$WORK/tls/tls.key" -out "$WORK/tls/tls.crt" 2>/dev/null
-"$BIN" check --config "$WORK/config/permgate.toml"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=permgate.test -keyout "$dir/tls/tls.key" -out "$dir/tls/tls.crt" 2>/dev/null
+  head -c 32 /dev/urandom >"$dir/cache-key/key"
+  "$BIN" check --config "$dir/config/permgate.toml"
+done

@@ -548,3 +548,42 @@ async fn garbage_values_in_redis_are_replaced_by_the_permission_api_answer() {
         .collect();
     assert!(!subjects.contains(&"x".to_string()), "{subjects:?}");
 }
+
+#[tokio::test]
+async fn a_cold_burst_over_four_instances_makes_at_most_one_call_per_instance() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let backend = Backend::echo().await;
+    let api = PermissionApi::start().await;
+    api.grant("burst", &["items"]);
+    let key = redis.key_file();
+    let key = key.to_str().unwrap();
+    let fleet: Vec<RunningGateway> = (0..4)
+        .map(|_| gateway(&backend, &api, &redis.url(), key, &[]))
+        .collect();
+    redis.wait_subscribers(CHANNEL, 4);
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let addr = fleet[i % fleet.len()].addr;
+        burst.spawn(async move { get(addr, "/items/1", Some("burst")).await.status });
+    }
+    let statuses = burst.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let calls = calls_for(&api, "burst");
+    eprintln!("cold burst: 64 requests over 4 instances made {calls} permission API calls");
+    assert!(
+        (1..=4).contains(&calls),
+        "single flight per instance, Redis across them: {calls} calls"
+    );
+    // Once one instance has the answer, the others find it in Redis.
+    api.grant("warm", &["items"]);
+    assert_eq!(
+        get(fleet[0].addr, "/items/1", Some("warm")).await.status,
+        200
+    );
+    for gw in &fleet[1..] {
+        assert_eq!(get(gw.addr, "/items/1", Some("warm")).await.status, 200);
+    }
+    assert_eq!(calls_for(&api, "warm"), 1);
+}

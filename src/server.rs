@@ -23,6 +23,7 @@ use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use crate::gateway::{Gateway, Worker};
 
 mod connection;
+mod proxy_protocol;
 
 /// Already-bound listeners for [`run`].
 pub struct Listeners {

@@ -5,7 +5,7 @@
 //! status, duration, subject, client address, how the grants were found,
 //! the missing permissions of a 403 and the W3C trace id.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
@@ -51,8 +51,10 @@ pub struct AccessRecord<'a> {
     pub elapsed: Duration,
     /// Resolved subject, if any.
     pub subject: Option<&'a str>,
-    /// Client address.
-    pub client: SocketAddr,
+    /// Client address: the peer, the address of its PROXY protocol header,
+    /// or the one a trusted proxy put in `X-Forwarded-For` (README, "PROXY
+    /// protocol and client addresses").
+    pub client: IpAddr,
     /// How the grants were found; `None` when none were looked up.
     pub cache: Option<CacheResult>,
     /// On a 403, the requirements the caller lacks.
@@ -72,7 +74,7 @@ pub fn access(r: &AccessRecord<'_>) {
         status = r.status,
         duration_ms = r.elapsed.as_micros() as f64 / 1000.0,
         subject = r.subject.unwrap_or("-"),
-        client = %r.client.ip(),
+        client = %r.client,
         cache = r.cache.map_or("none", CacheResult::as_str),
         missing = r.missing.map(|m| m.join(",")).as_deref().unwrap_or("-"),
         trace_id = r.trace_id.unwrap_or("-"),

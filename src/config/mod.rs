@@ -57,7 +57,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Worker threads, each with its own single-threaded runtime.
     pub workers: usize,
-    /// Peers whose `X-Forwarded-*` headers are believed.
+    /// Every connection starts with a PROXY protocol v1 or v2 header
+    /// (README, "PROXY protocol and client addresses").
+    pub proxy_protocol: bool,
+    /// Peers whose `X-Forwarded-*` headers are believed; with
+    /// `proxy_protocol`, when not empty, the only peers allowed to connect.
     pub trusted_proxies: Vec<IpNet>,
     /// Largest request body forwarded.
     pub max_request_body: u64,
@@ -271,11 +275,6 @@ impl Validator<'_> {
                 return Err(self.not_yet(v, &format!("server.{key} (TLS)")));
             }
         }
-        if let Some(p) = &s.proxy_protocol {
-            if *p.get_ref() {
-                return Err(self.not_yet(p, "server.proxy_protocol"));
-            }
-        }
         let workers = match &s.workers {
             Some(w) if *w.get_ref() == 0 => return Err(self.err(w, "workers must be at least 1")),
             Some(w) => *w.get_ref(),
@@ -307,6 +306,7 @@ impl Validator<'_> {
         Ok(ServerConfig {
             listen: self.socket_addr(&s.listen)?,
             workers,
+            proxy_protocol: s.proxy_protocol.is_some_and(|p| *p.get_ref()),
             trusted_proxies: trusted,
             max_request_body: s.max_request_body.unwrap_or(ByteSize::mib(10)).0,
             max_header_bytes,

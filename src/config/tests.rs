@@ -76,11 +76,6 @@ fn errors_name_file_line_and_column() {
             3,
         ),
         (
-            "[server]\nlisten = \"127.0.0.1:1\"\nproxy_protocol = true\n",
-            "not supported yet",
-            3,
-        ),
-        (
             "[server]\nlisten = \"127.0.0.1:1\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
             "invalid CIDR",
             3,
@@ -261,4 +256,16 @@ fn shared_cache_keys_are_checked_with_file_and_line() {
     );
     let err = Config::parse(&text, &file).unwrap_err().to_string();
     assert!(err.contains("ttl is 0s"), "{err}");
+}
+
+#[test]
+fn proxy_protocol_is_off_by_default_and_can_be_turned_on() {
+    assert!(!parse(MINIMAL).unwrap().server.proxy_protocol);
+    let on = MINIMAL.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8080\"\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]",
+    );
+    let c = parse(&on).unwrap();
+    assert!(c.server.proxy_protocol);
+    assert_eq!(c.server.trusted_proxies.len(), 1);
 }

@@ -186,12 +186,7 @@ fn set_forwarded(
 ) {
     use http::header::Entry;
     append_forwarded_for(headers, &peer.ip);
-    let trusted = || {
-        server
-            .trusted_proxies
-            .iter()
-            .any(|n| n.contains(&peer.addr.ip()))
-    };
+    let trusted = || super::is_trusted(&server.trusted_proxies, peer.addr.ip());
     match headers.entry(&X_FORWARDED_PROTO) {
         Entry::Vacant(v) => {
             v.insert(HeaderValue::from_static("http"));

@@ -10,6 +10,7 @@ mod body;
 mod error;
 mod forward;
 mod headers;
+mod real_ip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use hyper::body::Incoming;
 pub use body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 pub use error::{Refusal, refusal_response};
 pub use headers::{append_forwarded_for, strip_hop_by_hop};
+pub use real_ip::{client_for_log, is_trusted};
 
 use crate::decision::{self, Caller, Grants, Need, RequestHead};
 use crate::gateway::{Snapshot, Worker};
@@ -29,7 +31,8 @@ use crate::metrics::{CacheResult, DecisionLabel, RequestRecord};
 use crate::telemetry::AccessRecord;
 
 /// The downstream peer of a connection: the client, or the load balancer
-/// in front of it.
+/// in front of it; with `proxy_protocol`, the client address of the PROXY
+/// header.
 pub struct Peer {
     /// Its address.
     pub addr: SocketAddr,
@@ -86,6 +89,15 @@ pub async fn handle(
                 .map(Box::from)
         })
         .flatten();
+    // The client address the access log records, read before the headers
+    // move into the forwarded request.
+    let log_client = shared.config.log.access_log.then(|| {
+        client_for_log(
+            peer.addr.ip(),
+            req.headers(),
+            &shared.config.server.trusted_proxies,
+        )
+    });
     let mut outcome = Outcome::default();
     let (response, refusal) =
         match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await {
@@ -115,7 +127,7 @@ pub async fn handle(
             status,
             elapsed,
             subject: outcome.subject.as_deref().map(|g| &*g.subject),
-            client: peer.addr,
+            client: log_client.unwrap_or_else(|| peer.addr.ip()),
             cache: outcome.cache,
             missing: refusal.as_ref().and_then(Refusal::missing),
             trace_id: trace.as_deref(),

@@ -56,10 +56,17 @@ impl Protocols {
 pub async fn serve(
     worker: Arc<Worker>,
     protocols: Arc<Protocols>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
+    // With `proxy_protocol`, the client address is the PROXY header's.
+    let Some(peer) =
+        super::proxy_protocol::client_address(&mut stream, peer, &worker.shared.config.server)
+            .await
+    else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let is_h2 = match tokio::time::timeout(protocols.header_timeout, opens_with_h2_preface(&stream))
         .await

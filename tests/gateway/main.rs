@@ -17,6 +17,7 @@ mod headers;
 mod limits;
 mod metrics;
 mod passthrough;
+mod proxy_protocol;
 mod rejects;
 mod reload;
 mod scoped;

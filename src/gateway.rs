@@ -118,7 +118,11 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| Upstream {
-                pool: Http1Pool::new(u.origin.connect_to.clone(), u.connect_timeout),
+                pool: Http1Pool::new(
+                    u.origin.connect_to.clone(),
+                    u.origin.tls.clone(),
+                    u.connect_timeout,
+                ),
                 config: u.clone(),
             })
             .collect();

@@ -14,7 +14,7 @@
 //! | [`gateway`] | shared state (one swappable snapshot) and per-worker state |
 //! | [`proxy`] | the hot path: one request from arrival to forwarded or refused |
 //! | [`reload`] | hot reload of the routes file: file watch, poll, SIGHUP, admin |
-//! | [`transport`] | pooled HTTP/1.1 client connections, one pool per worker and origin |
+//! | [`transport`] | pooled HTTP/1.1 client connections (plain or TLS), one pool per worker and origin |
 //! | [`server`] | listeners, worker threads, graceful stop; [`run`] |
 //! | [`cli`] | the command line |
 //! | [`admin`] | the admin listener: health, readiness, `/metrics`, `/admin/*` and its dashboard page |

@@ -7,6 +7,14 @@
 //! other connection is closed (an upstream may answer before it has read the
 //! request body, and the next request would wait behind the bytes still
 //! owed). This is the seam behind which the upstream client can change.
+//!
+//! An https origin gets a [`TlsClient`]: each new connection runs the TLS
+//! handshake (within the connect timeout) before the HTTP/1.1 handshake,
+//! and the pooled connection keeps its TLS stream in its connection task.
+
+mod tls;
+
+pub use tls::{ClientIdentity, TlsClient, TlsSetupError, load_certificates, load_private_key};
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +29,7 @@ use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// Idle connections kept per pool.
@@ -35,8 +44,12 @@ const MAX_REUSE_ATTEMPTS: usize = 4;
 pub enum TransportError {
     /// The TCP connection could not be established.
     Connect(std::io::Error),
-    /// The TCP connection took longer than the connect timeout.
+    /// The TCP connection (and the TLS handshake, for https) took longer
+    /// than the connect timeout.
     ConnectTimeout,
+    /// The TLS handshake failed: the certificate could not be verified, the
+    /// origin refused ours, or it does not speak TLS.
+    Tls(std::io::Error),
     /// The response headers took longer than the timeout.
     Timeout,
     /// The connection failed or the origin sent something that is not HTTP.
@@ -48,6 +61,7 @@ impl std::fmt::Display for TransportError {
         match self {
             Self::Connect(e) => write!(f, "connect failed: {e}"),
             Self::ConnectTimeout => f.write_str("connect timed out"),
+            Self::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Self::Timeout => f.write_str("no response headers in time"),
             Self::Http(e) => write!(f, "{e}"),
         }
@@ -57,7 +71,7 @@ impl std::fmt::Display for TransportError {
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Connect(e) => Some(e),
+            Self::Connect(e) | Self::Tls(e) => Some(e),
             Self::Http(e) => Some(e),
             Self::ConnectTimeout | Self::Timeout => None,
         }
@@ -102,6 +116,7 @@ struct Idle<B> {
 /// A pool of HTTP/1.1 connections to one `host:port`.
 pub struct Http1Pool<B> {
     connect_to: String,
+    tls: Option<TlsClient>,
     connect_timeout: Duration,
     idle: Mutex<Vec<Idle<B>>>,
 }
@@ -112,10 +127,12 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// A pool for `connect_to` (`host:port`).
-    pub fn new(connect_to: String, connect_timeout: Duration) -> Arc<Self> {
+    /// A pool for `connect_to` (`host:port`), over TLS when `tls` is given.
+    /// `connect_timeout` bounds the TCP connect and the TLS handshake.
+    pub fn new(connect_to: String, tls: Option<TlsClient>, connect_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             connect_to,
+            tls,
             connect_timeout,
             idle: Mutex::new(Vec::new()),
         })
@@ -172,23 +189,40 @@ where
     }
 
     async fn connect(&self) -> Result<SendRequest<B>, TransportError> {
-        let stream =
-            tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.connect_to))
+        let open = async {
+            let tcp = TcpStream::connect(&self.connect_to)
                 .await
-                .map_err(|_| TransportError::ConnectTimeout)?
                 .map_err(TransportError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .writev(false)
-            .handshake(TokioIo::new(stream))
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => handshake(tcp).await,
+                Some(tls) => handshake(tls.connect(tcp).await.map_err(TransportError::Tls)?).await,
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, open)
             .await
-            .map_err(TransportError::Http)?;
-        // Errors end the connection quietly: the request in flight sees them.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+            .map_err(|_| TransportError::ConnectTimeout)?
     }
+}
+
+/// The HTTP/1.1 handshake over `io`; the spawned connection task owns `io`.
+async fn handshake<B, T>(io: T) -> Result<SendRequest<B>, TransportError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(TransportError::Http)?;
+    // Errors end the connection quietly: the request in flight sees them.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 impl<B> Http1Pool<B> {

@@ -5,6 +5,7 @@ mod error;
 mod origin;
 mod raw;
 mod shared;
+mod tls;
 mod units;
 
 use std::net::SocketAddr;
@@ -189,7 +190,7 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
         let v = Validator { file, text };
         let base = file.parent().unwrap_or(Path::new("."));
-        let upstreams = v.upstreams(raw.upstreams)?;
+        let upstreams = v.upstreams(raw.upstreams, base)?;
         Ok(Config {
             file: file.to_path_buf(),
             sha256: crate::common::sha256_hex(text.as_bytes()),
@@ -320,25 +321,24 @@ impl Validator<'_> {
     fn upstreams(
         &self,
         raw: Spanned<std::collections::BTreeMap<String, RawUpstream>>,
+        base: &Path,
     ) -> Result<Vec<UpstreamConfig>, ConfigError> {
         if !raw.get_ref().contains_key("default") {
             return Err(self.err(&raw, "[upstreams.default] is required"));
         }
         let mut out = Vec::new();
         for (name, u) in raw.into_inner() {
-            for (key, value) in [
-                ("ca_file", &u.ca_file),
-                ("client_cert", &u.client_cert),
-                ("client_key", &u.client_key),
-            ] {
-                if let Some(v) = value {
-                    return Err(
-                        self.not_yet(v, &format!("upstreams.{name}.{key} (https upstreams)"))
-                    );
-                }
-            }
-            let origin = HttpOrigin::parse(u.url.get_ref(), false)
+            let mut origin = HttpOrigin::parse(u.url.get_ref(), false)
                 .map_err(|m| self.err(&u.url, format!("upstreams.{name}.url: {m}")))?;
+            let table = format!("upstreams.{name}");
+            let keys = tls::TlsKeys {
+                table: &table,
+                url: &u.url,
+                ca_file: u.ca_file.as_ref(),
+                client_cert: u.client_cert.as_ref(),
+                client_key: u.client_key.as_ref(),
+            };
+            self.origin_tls(&mut origin, &keys, base)?;
             out.push(UpstreamConfig {
                 name,
                 origin,
@@ -422,8 +422,16 @@ impl Validator<'_> {
                         "grants.url is required when source = \"http\"",
                     ));
                 };
-                let origin = HttpOrigin::parse(url.get_ref(), true)
+                let mut origin = HttpOrigin::parse(url.get_ref(), true)
                     .map_err(|m| self.err(url, format!("grants.url: {m}")))?;
+                let keys = tls::TlsKeys {
+                    table: "grants",
+                    url,
+                    ca_file: g.ca_file.as_ref(),
+                    client_cert: g.client_cert.as_ref(),
+                    client_key: g.client_key.as_ref(),
+                };
+                self.origin_tls(&mut origin, &keys, base)?;
                 let mut headers = HeaderMap::new();
                 for (name, value) in g.headers.iter().flatten() {
                     let n = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
@@ -456,6 +464,20 @@ impl Validator<'_> {
             GrantSourceKind::File => {
                 if let Some(u) = &g.url {
                     return Err(self.err(u, "grants.url is for source = \"http\""));
+                }
+                for (key, value) in [
+                    ("ca_file", &g.ca_file),
+                    ("client_cert", &g.client_cert),
+                    ("client_key", &g.client_key),
+                ] {
+                    if let Some(v) = value {
+                        return Err(self.err(
+                            v,
+                            format!(
+                                "grants.{key} is for an https permission API (source = \"http\")"
+                            ),
+                        ));
+                    }
                 }
                 let Some(file) = &g.file else {
                     return Err(self.err(

@@ -1,19 +1,27 @@
-//! `http://host:port[/path]` addresses of upstreams and the permission API.
+//! `http[s]://host:port[/path]` addresses of upstreams and the permission API.
 
 use http::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 
-/// A plain-HTTP origin the gateway connects to.
+use crate::transport::TlsClient;
+
+/// An HTTP or https origin the gateway connects to.
 #[derive(Debug, Clone)]
 pub struct HttpOrigin {
     /// The URL as configured.
     pub url: String,
+    /// Whether the URL is `https://`.
+    pub https: bool,
+    /// The URL's host without port: the TLS server name for https.
+    pub hostname: String,
     /// `host:port` to connect to.
     pub connect_to: String,
     /// The `Host` header value for requests to it.
     pub host: HeaderValue,
     /// Path and query of the URL (`/` when it has none).
     pub path_and_query: PathAndQuery,
+    /// TLS settings, set by config validation for https URLs.
+    pub tls: Option<TlsClient>,
 }
 
 impl HttpOrigin {
@@ -23,20 +31,18 @@ impl HttpOrigin {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("https is not supported yet by this version of permgate".into());
-            }
-            _ => return Err(format!("URL {url:?} must start with http://")),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(format!("URL {url:?} must start with http:// or https://")),
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| format!("URL {url:?} has no host"))?;
         if authority.as_str().contains('@') {
             return Err("credentials in the URL are not allowed; use headers".into());
         }
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host = authority.host();
         let path_and_query = uri
             .path_and_query()
@@ -49,10 +55,13 @@ impl HttpOrigin {
         }
         Ok(Self {
             url: url.to_string(),
+            https,
+            hostname: host.to_string(),
             connect_to: format!("{host}:{port}"),
             host: HeaderValue::from_str(authority.as_str())
                 .map_err(|_| format!("invalid host in {url:?}"))?,
             path_and_query,
+            tls: None,
         })
     }
 }
@@ -72,12 +81,18 @@ mod tests {
     }
 
     #[test]
+    fn https_defaults_to_port_443() {
+        let o = HttpOrigin::parse("https://backend.internal", false).unwrap();
+        assert!(o.https);
+        assert_eq!(o.connect_to, "backend.internal:443");
+        assert_eq!(o.hostname, "backend.internal");
+        let o = HttpOrigin::parse("https://127.0.0.1:8443/grants", true).unwrap();
+        assert_eq!(o.connect_to, "127.0.0.1:8443");
+        assert!(!HttpOrigin::parse("http://x", false).unwrap().https);
+    }
+
+    #[test]
     fn rejects_what_it_cannot_honour() {
-        assert!(
-            HttpOrigin::parse("https://x", false)
-                .unwrap_err()
-                .contains("not supported yet")
-        );
         assert!(
             HttpOrigin::parse("ftp://x", false)
                 .unwrap_err()

@@ -94,6 +94,9 @@ pub struct RawGrants {
     pub subject_pointer: Option<Spanned<String>>,
     pub permissions_pointer: Option<Spanned<String>>,
     pub deny_pointer: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
     #[serde(default)]
     pub cache: RawCache,
 }

@@ -103,9 +103,12 @@ fn section_rules() {
         replace("[upstreams.default]", "[upstreams.main]")
             .contains("[upstreams.default] is required")
     );
+    let https = parse(&MINIMAL.replace("http://127.0.0.1:8081", "https://127.0.0.1:8081")).unwrap();
     assert!(
-        replace("http://127.0.0.1:8081", "https://127.0.0.1:8081").contains("not supported yet")
+        https.upstreams[0].origin.tls.is_some(),
+        "https gets a TLS client"
     );
+    assert!(parse(MINIMAL).unwrap().upstreams[0].origin.tls.is_none());
     assert!(
         replace("http://127.0.0.1:8081", "http://127.0.0.1:8081/base")
             .contains("must not have a path")
@@ -268,4 +271,55 @@ fn proxy_protocol_is_off_by_default_and_can_be_turned_on() {
     let c = parse(&on).unwrap();
     assert!(c.server.proxy_protocol);
     assert_eq!(c.server.trusted_proxies.len(), 1);
+}
+
+#[test]
+fn tls_keys_need_an_https_url_and_both_halves_of_an_identity() {
+    let upstream = |lines: &str| {
+        parse(&MINIMAL.replace(
+            "url = \"http://127.0.0.1:8081\"",
+            &format!("url = \"https://127.0.0.1:8081\"\n{lines}"),
+        ))
+        .unwrap_err()
+    };
+    let e = parse(&MINIMAL.replace(
+        "url = \"http://127.0.0.1:8081\"",
+        "url = \"http://127.0.0.1:8081\"\nca_file = \"ca.pem\"",
+    ))
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("upstreams.default.ca_file is only for an https url"),
+        "{e}"
+    );
+    assert_eq!(e.line(), Some(6), "{e}");
+    let e = upstream("client_cert = \"c.pem\"");
+    assert!(
+        e.message
+            .contains("client_cert needs upstreams.default.client_key"),
+        "{e}"
+    );
+    let e = upstream("client_key = \"k.pem\"");
+    assert!(
+        e.message
+            .contains("client_key needs upstreams.default.client_cert"),
+        "{e}"
+    );
+    let e = upstream("ca_file = \"certs/missing-ca.pem\"");
+    assert!(
+        e.message
+            .contains("ca_file: cannot read /etc/permgate/certs/missing-ca.pem"),
+        "relative to the config folder: {e}"
+    );
+    assert_eq!(e.line(), Some(6), "{e}");
+    let e = parse(&MINIMAL.replace(
+        "url = \"http://127.0.0.1:8082/grants\"",
+        "url = \"http://127.0.0.1:8082/grants\"\nclient_cert = \"c.pem\"",
+    ))
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("grants.client_cert is only for an https url"),
+        "{e}"
+    );
 }

@@ -40,7 +40,11 @@ impl HttpSource {
     /// A source for `config` with its own connection pool, counting its
     /// calls into `metrics`.
     pub fn new(config: Arc<HttpGrantsConfig>, metrics: Arc<WorkerMetrics>) -> Self {
-        let pool = Http1Pool::new(config.origin.connect_to.clone(), config.timeout);
+        let pool = Http1Pool::new(
+            config.origin.connect_to.clone(),
+            config.origin.tls.clone(),
+            config.timeout,
+        );
         let uri = Uri::from(config.origin.path_and_query.clone());
         let pointers = Arc::new(Pointers::new(&config));
         Self {

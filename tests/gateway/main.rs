@@ -14,6 +14,7 @@ mod file_grants;
 mod grafana;
 mod hardening;
 mod headers;
+mod https_upstream;
 mod limits;
 mod metrics;
 mod passthrough;

@@ -89,6 +89,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// The default upstream's URL (e.g. `https://…`).
+    pub fn backend_url(mut self, url: String) -> Self {
+        self.backend = url;
+        self
+    }
+
     /// The permission API's grants URL.
     pub fn grants_url(mut self, url: String) -> Self {
         self.grants_url = url;

@@ -6,7 +6,8 @@
 //!   runs the gateway on its own threads until stopped;
 //! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
 //! * [`logs`]: log capture into memory;
-//! * [`redis`]: a real `redis-server` on a free port, for the shared cache.
+//! * [`redis`]: a real `redis-server` on a free port, for the shared cache;
+//! * [`tls_backend`]: a test CA (rcgen) and a recording server over TLS.
 // Each test crate uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
@@ -16,11 +17,13 @@ pub mod gateway;
 pub mod logs;
 pub mod permission_api;
 pub mod redis;
+pub mod tls_backend;
 
 pub use backend::{Backend, Recorded, Reply};
 pub use client::{Resp, get, raw, request, request_h2};
 pub use gateway::{GatewayBuilder, RunningGateway};
 pub use permission_api::{ApiReply, PermissionApi};
+pub use tls_backend::{TestCa, TlsBackend};
 
 use std::time::{Duration, Instant};
 

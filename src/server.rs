@@ -23,6 +23,7 @@ use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use crate::gateway::{Gateway, Worker};
 
 mod connection;
+pub mod tls;
 
 /// Already-bound listeners for [`run`].
 pub struct Listeners {

@@ -23,4 +23,5 @@ mod scoped;
 mod seed_matrix;
 mod shared_cache;
 mod smuggling;
+mod tls;
 mod upstream;

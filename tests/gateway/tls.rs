@@ -583,3 +583,58 @@ async fn a_changed_certificate_file_is_picked_up_without_a_trigger() {
     assert!(seen, "the new certificate was not served within 10 s");
     gw.stop().unwrap();
 }
+
+#[tokio::test]
+async fn sessions_resume_and_keep_the_client_certificate_identity() {
+    let backend = Backend::echo().await;
+    let server_pki = Pki::new("server ca");
+    let clients = Pki::new("client ca");
+    let billing = clients.client("billing-service");
+    let intruder = clients.client("intruder");
+    let mut gw = tls_gateway(ROUTES, &server_pki.server("gateway"), Some(&clients))
+        .backend(backend.addr)
+        .grants_file(&mtls_grants(&billing, &intruder))
+        .start();
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        // One config: its session store carries the ticket or session id.
+        let config = client_config(&server_pki, &[b"http/1.1"], Some(&billing), versions);
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let stream = connect(gw.addr, Arc::clone(&config)).await.unwrap();
+            let (resp, _) = get_over(stream, "/items/1", &[]).await.unwrap();
+            assert_eq!(resp.status, 200);
+            let seen = backend.last().unwrap();
+            assert_eq!(
+                seen.header("x-authenticated-subject").as_deref(),
+                Some("billing")
+            );
+            let stream = connect(gw.addr, Arc::clone(&config)).await.unwrap();
+            kinds.push(stream.get_ref().1.handshake_kind());
+        }
+        assert_eq!(
+            kinds.last(),
+            Some(&Some(rustls::HandshakeKind::Resumed)),
+            "{versions:?}"
+        );
+    }
+    gw.stop().unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_client_is_cut_off_at_the_handshake_timeout() {
+    let pki = Pki::new("test ca");
+    let mut gw = tls_gateway(ROUTES, &pki.server("gateway"), None).start();
+    let started = std::time::Instant::now();
+    // Sends nothing; `raw` returns when the gateway closes (or after 8 s).
+    let answer = raw(gw.addr, b"", Duration::from_secs(8)).await;
+    let took = started.elapsed();
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "closed after {took:?}; request_header_timeout is 2 s"
+    );
+    gw.stop().unwrap();
+}

@@ -226,6 +226,7 @@ fn routes_status(shared: &Shared) -> Value {
         "lastReloadError": last_error,
         "restartNeeded": state.restart_needed(),
         "reloads": {"succeeded": state.succeeded, "failed": state.failed},
+        "tls": shared.tls.as_ref().map(|t| t.status(timestamp)),
     })
 }
 

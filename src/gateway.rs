@@ -62,6 +62,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Reload bookkeeping (admin and reload only; never on the hot path).
     pub reload: Mutex<ReloadState>,
+    /// The proxy listener's TLS config, when `tls_cert` is set.
+    pub tls: Option<Arc<crate::server::tls::TlsState>>,
 }
 
 /// A gateway ready to serve: config validated, files loaded.
@@ -73,6 +75,10 @@ impl Gateway {
     /// Loads the files the config names and builds the shared state.
     pub fn new(config: Config) -> Result<Gateway, ConfigError> {
         let snapshot = Snapshot::load(&config)?;
+        let tls = match &config.server.tls {
+            Some(files) => Some(Arc::new(crate::server::tls::TlsState::load(files)?)),
+            None => None,
+        };
         let mut cache = GrantCache::new(config.grants.cache);
         if let Some(s) = &config.grants.shared {
             let shared =
@@ -94,6 +100,7 @@ impl Gateway {
                 draining: AtomicBool::new(false),
                 metrics: Metrics::default(),
                 reload: Mutex::new(ReloadState::default()),
+                tls,
                 config,
             }),
         })

@@ -173,6 +173,7 @@ impl Reloader {
         let serial = Arc::clone(&self.state().serial);
         let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());
         let result = self.reload_files(trigger);
+        self.reload_tls(false);
         let restart_needed = self.check_main_config(Some(trigger));
         ReloadOutcome {
             result,
@@ -231,6 +232,17 @@ impl Reloader {
             loaded_at: current.routes.source.loaded_at,
             changed,
         })
+    }
+
+    /// Reloads the TLS certificate, key and client CA when their bytes
+    /// changed (the last good ones keep serving on an error, which the TLS
+    /// state records). `settle`: skip files modified within the debounce.
+    fn reload_tls(&self, settle: bool) {
+        let Some(tls) = &self.shared.tls else { return };
+        if settle && tls.paths().iter().any(|f| modified_within(f, DEBOUNCE)) {
+            return;
+        }
+        let _ = tls.reload();
     }
 
     /// Reloads if the files' content differs from what was last tried;
@@ -312,10 +324,14 @@ impl Reloader {
         self.check_main_config(None);
         let (tx, mut events) = mpsc::channel::<()>(1);
         let _watcher = if self.shared.config.routes_watch {
-            watch_folders(
-                &[&self.shared.config.routes_file, &self.shared.config.file],
-                tx,
-            )
+            let mut files = vec![
+                self.shared.config.routes_file.as_path(),
+                self.shared.config.file.as_path(),
+            ];
+            if let Some(tls) = &self.shared.tls {
+                files.extend(tls.paths());
+            }
+            watch_folders(&files, tx)
         } else {
             None
         };
@@ -328,13 +344,18 @@ impl Reloader {
                     // Let a burst of events (write, chmod, rename) settle.
                     tokio::time::sleep(DEBOUNCE).await;
                     while events.try_recv().is_ok() {}
-                    self.off_thread(Self::reload_if_changed).await;
+                    self.off_thread(|r| {
+                        r.reload_if_changed();
+                        r.reload_tls(true);
+                    })
+                    .await;
                 }
                 _ = poll.tick() => {
                     let watch = self.shared.config.routes_watch;
                     self.off_thread(move |r| {
                         if watch {
                             r.reload_if_changed();
+                            r.reload_tls(true);
                         }
                         r.reap();
                     })

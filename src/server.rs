@@ -24,6 +24,7 @@ use crate::gateway::{Gateway, Worker};
 
 mod connection;
 mod proxy_protocol;
+pub mod tls;
 
 /// Already-bound listeners for [`run`].
 pub struct Listeners {

@@ -6,13 +6,16 @@ use crate::decision::{ExplainRequest, Explanation, Grants, Refused, Verdict, exp
 use crate::permission::{Permission, PermissionSet};
 use crate::routes::{Expectation, RouteTable, RouteTest};
 
-/// Loads the config, routes and grants files, runs every `[[test]]`, prints
+/// Loads the config, routes, grants and TLS files, runs every `[[test]]`, prints
 /// failures and a summary; exit code 0 when everything holds.
 pub fn run(config: &std::path::Path) -> ExitCode {
     let snapshot = match super::load_snapshot(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Err(code) = check_tls(config) {
+        return code;
+    }
     let table = &snapshot.routes;
     let file = table.source.file.display();
     let mut failed = 0;
@@ -40,6 +43,16 @@ pub fn run(config: &std::path::Path) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Loads the TLS certificate, key and client CA the config names, as a
+/// start would.
+fn check_tls(config: &std::path::Path) -> Result<(), ExitCode> {
+    let config = crate::config::Config::load(config).map_err(super::fail)?;
+    if let Some(files) = &config.server.tls {
+        crate::server::tls::TlsState::load(files).map_err(super::fail)?;
+    }
+    Ok(())
 }
 
 /// What the rules say about the request, as a test expectation. In audit

@@ -76,6 +76,43 @@ pub struct ServerConfig {
     pub drain_delay: Duration,
     /// Then, how long in-flight requests may take to finish.
     pub shutdown_timeout: Duration,
+    /// TLS on the proxy listener (`tls_cert`, `tls_key`, `tls_client_ca`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// The TLS files of `[server]` (README, "TLS and mTLS").
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// `tls_cert`: the PEM certificate chain, leaf first.
+    pub cert: TlsFile,
+    /// `tls_key`: the PEM private key.
+    pub key: TlsFile,
+    /// `tls_client_ca`: PEM roots client certificates must chain to (mTLS).
+    pub client_ca: Option<TlsFile>,
+}
+
+/// One TLS file and where the config names it, for errors.
+#[derive(Debug, Clone)]
+pub struct TlsFile {
+    /// The file, resolved against the config file's folder.
+    pub path: PathBuf,
+    /// The key that names it (`server.tls_cert`…).
+    pub key: &'static str,
+    /// The main config file.
+    pub config_file: PathBuf,
+    /// Line and column of the key in the main config file.
+    pub position: Option<(usize, usize)>,
+}
+
+impl TlsFile {
+    /// A problem with this file, placed at the config key that names it.
+    pub fn error(&self, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError {
+            file: self.config_file.clone(),
+            position: self.position,
+            message: format!("{} {}: {message}", self.key, self.path.display()),
+        }
+    }
 }
 
 /// `[admin]`.
@@ -191,10 +228,11 @@ impl Config {
         let v = Validator { file, text };
         let base = file.parent().unwrap_or(Path::new("."));
         let upstreams = v.upstreams(raw.upstreams, base)?;
+        let mtls = raw.server.tls_client_ca.is_some();
         Ok(Config {
             file: file.to_path_buf(),
             sha256: crate::common::sha256_hex(text.as_bytes()),
-            server: v.server(raw.server)?,
+            server: v.server(raw.server, base)?,
             admin: AdminConfig {
                 listen: match raw.admin.listen {
                     Some(l) => v.socket_addr(&l)?,
@@ -207,7 +245,7 @@ impl Config {
                     .transpose()?,
             },
             upstreams,
-            auth: v.auth(raw.auth)?,
+            auth: v.auth(raw.auth, mtls)?,
             grants: v.grants(raw.grants, base)?,
             routes_file: base.join(raw.routes.file.get_ref()),
             routes_watch: raw.routes.watch.unwrap_or(true),
@@ -242,13 +280,6 @@ impl Validator<'_> {
         ConfigError::at(self.file, self.text, at.span(), message)
     }
 
-    fn not_yet<T>(&self, at: &Spanned<T>, key: &str) -> ConfigError {
-        self.err(
-            at,
-            format!("{key} is not supported yet by this version of permgate"),
-        )
-    }
-
     fn socket_addr(&self, s: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
         s.get_ref().parse().map_err(|_| {
             self.err(
@@ -266,16 +297,8 @@ impl Validator<'_> {
             .ok_or_else(|| self.err(s, "expected 64 hex digits (a SHA-256 digest)"))
     }
 
-    fn server(&self, s: RawServer) -> Result<ServerConfig, ConfigError> {
-        for (key, value) in [
-            ("tls_cert", &s.tls_cert),
-            ("tls_key", &s.tls_key),
-            ("tls_client_ca", &s.tls_client_ca),
-        ] {
-            if let Some(v) = value {
-                return Err(self.not_yet(v, &format!("server.{key} (TLS)")));
-            }
-        }
+    fn server(&self, s: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
+        let tls = self.tls(&s, base)?;
         let workers = match &s.workers {
             Some(w) if *w.get_ref() == 0 => return Err(self.err(w, "workers must be at least 1")),
             Some(w) => *w.get_ref(),
@@ -315,7 +338,34 @@ impl Validator<'_> {
             max_connections,
             drain_delay: s.drain_delay.unwrap_or(Dur::secs(5)).0,
             shutdown_timeout: s.shutdown_timeout.unwrap_or(Dur::secs(30)).0,
+            tls,
         })
+    }
+
+    /// `tls_cert` and `tls_key` go together; `tls_client_ca` needs them.
+    fn tls(&self, s: &RawServer, base: &Path) -> Result<Option<TlsConfig>, ConfigError> {
+        let file = |at: &Spanned<String>, key: &'static str| TlsFile {
+            path: base.join(at.get_ref()),
+            key,
+            config_file: self.file.to_path_buf(),
+            position: Some(error::line_column(self.text, at.span().start)),
+        };
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsConfig {
+                cert: file(cert, "server.tls_cert"),
+                key: file(key, "server.tls_key"),
+                client_ca: s
+                    .tls_client_ca
+                    .as_ref()
+                    .map(|ca| file(ca, "server.tls_client_ca")),
+            })),
+            (Some(cert), None) => Err(self.err(cert, "tls_cert needs tls_key")),
+            (None, Some(key)) => Err(self.err(key, "tls_key needs tls_cert")),
+            (None, None) => match &s.tls_client_ca {
+                Some(ca) => Err(self.err(ca, "tls_client_ca needs tls_cert and tls_key")),
+                None => Ok(None),
+            },
+        }
     }
 
     fn upstreams(
@@ -350,8 +400,10 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    fn auth(&self, a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
-        let credential_headers = match a.credential_headers {
+    /// With mTLS (`mtls`), the verified client certificate's header is the
+    /// first credential header.
+    fn auth(&self, a: raw::RawAuth, mtls: bool) -> Result<AuthConfig, ConfigError> {
+        let mut credential_headers: Vec<HeaderName> = match a.credential_headers {
             None => vec![http::header::AUTHORIZATION],
             Some(list) => {
                 if list.get_ref().is_empty() {
@@ -376,6 +428,15 @@ impl Validator<'_> {
             }
             None => HeaderName::from_static("x-authenticated-subject"),
         };
+        let cert = &crate::grants::CLIENT_CERT_SHA256;
+        if mtls && !credential_headers.contains(cert) {
+            credential_headers.insert(0, cert.clone());
+        }
+        if let Some(h) = &a.subject_header {
+            if subject_header == *cert {
+                return Err(self.err(h, "subject_header cannot be x-client-cert-sha256"));
+            }
+        }
         let challenge = match &a.challenge {
             Some(c) => HeaderValue::from_str(c.get_ref())
                 .map_err(|_| self.err(c, "challenge is not a valid header value"))?,

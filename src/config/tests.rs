@@ -72,8 +72,18 @@ fn errors_name_file_line_and_column() {
         ),
         (
             "[server]\nlisten = \"127.0.0.1:1\"\ntls_cert = \"a.pem\"\n",
-            "not supported yet",
+            "tls_cert needs tls_key",
             3,
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\ntls_key = \"a.key\"\n",
+            "tls_key needs tls_cert",
+            3,
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\n\ntls_client_ca = \"ca.pem\"\n",
+            "tls_client_ca needs tls_cert and tls_key",
+            4,
         ),
         (
             "[server]\nlisten = \"127.0.0.1:1\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n",

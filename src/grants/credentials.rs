@@ -3,6 +3,11 @@
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
+/// The credential header carrying the verified client certificate's
+/// SHA-256 (lower-case hex of the DER) with mTLS; the gateway sets it,
+/// client-sent copies are removed (README, "TLS and mTLS").
+pub static CLIENT_CERT_SHA256: HeaderName = HeaderName::from_static("x-client-cert-sha256");
+
 /// Cache key of a credential: the first 128 bits of a keyed SHA-256 of the
 /// credential header values (among 100,000 cached credentials the chance of
 /// two sharing a key is about 2^-94). The raw values are never stored.

@@ -1,7 +1,8 @@
 //! The embedded grants file (`source = "file"`; README, "The grants file").
 //!
-//! Subjects authenticate with a Bearer token (stored as its SHA-256) or with
-//! Basic credentials (an argon2id PHC string); each gets its own `allow` and
+//! Subjects authenticate with a Bearer token (stored as its SHA-256), with
+//! Basic credentials (an argon2id PHC string) or, with mTLS, with a client
+//! certificate (its SHA-256, `cert_sha256`); each gets its own `allow` and
 //! `deny` plus those of its groups and of the implicit group `all`. Grants
 //! are computed once per load. Unknown credentials are rejected (401).
 
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::{Answer, Credentials};
+use super::{Answer, CLIENT_CERT_SHA256, Credentials};
 use crate::common::{constant_time_eq, sha256_hex};
 use crate::config::{ConfigError, parse_sha256_hex, read_file};
 use crate::decision::Grants;
@@ -39,6 +40,7 @@ struct RawSubject {
     token_sha256: Option<Spanned<String>>,
     basic_user: Option<Spanned<String>>,
     password_hash: Option<Spanned<String>>,
+    cert_sha256: Option<Spanned<String>>,
     #[serde(default)]
     groups: Vec<Spanned<String>>,
     #[serde(default)]
@@ -61,6 +63,7 @@ struct RawGroup {
 struct Subject {
     token_sha256: Option<[u8; 32]>,
     password_hash: Option<String>,
+    cert_sha256: Option<[u8; 32]>,
     grants: Arc<Grants>,
 }
 
@@ -69,6 +72,7 @@ pub struct GrantsFile {
     subjects: Vec<Subject>,
     by_token: HashMap<[u8; 32], usize>,
     by_user: HashMap<String, usize>,
+    by_cert: HashMap<[u8; 32], usize>,
     /// The file it was read from.
     pub file: PathBuf,
     /// Hex SHA-256 of its contents.
@@ -128,6 +132,7 @@ impl GrantsFile {
         let mut subjects = Vec::with_capacity(raw.subjects.len());
         let mut by_token = HashMap::new();
         let mut by_user = HashMap::new();
+        let mut by_cert = HashMap::new();
         let mut names = HashMap::new();
         for (i, s) in raw.subjects.iter().enumerate() {
             let name = s.name.get_ref();
@@ -202,15 +207,37 @@ impl GrantsFile {
                 }
                 (None, None) => None,
             };
-            if token.is_none() && password_hash.is_none() {
+            let cert = match &s.cert_sha256 {
+                Some(c) => {
+                    let digest = parse_sha256_hex(c.get_ref()).ok_or_else(|| {
+                        err(
+                            c.span(),
+                            "cert_sha256 must be 64 hex digits (SHA-256 of the certificate's DER)"
+                                .into(),
+                        )
+                    })?;
+                    if by_cert.insert(digest, i).is_some() {
+                        return Err(err(
+                            c.span(),
+                            "this certificate is already given to another subject".into(),
+                        ));
+                    }
+                    Some(digest)
+                }
+                None => None,
+            };
+            if token.is_none() && password_hash.is_none() && cert.is_none() {
                 return Err(err(
                     s.name.span(),
-                    format!("subject {name:?} has no token_sha256 and no basic_user"),
+                    format!(
+                        "subject {name:?} has no token_sha256, no basic_user and no cert_sha256"
+                    ),
                 ));
             }
             subjects.push(Subject {
                 token_sha256: token,
                 password_hash,
+                cert_sha256: cert,
                 grants: Arc::new(Grants {
                     subject: name.as_str().into(),
                     allow: allow.into_iter().collect::<PermissionSet>(),
@@ -222,6 +249,7 @@ impl GrantsFile {
             subjects,
             by_token,
             by_user,
+            by_cert,
             file: file.to_path_buf(),
             sha256: sha256_hex(text.as_bytes()),
             loaded_at: SystemTime::now(),
@@ -235,10 +263,14 @@ impl GrantsFile {
 
     /// Looks up the credentials: a Bearer token (or, in a credential header
     /// other than `Authorization`, the raw value) by its SHA-256; a Basic
-    /// user by name, leaving the password check to [`Self::verify`].
+    /// user by name, leaving the password check to [`Self::verify`]; a
+    /// verified client certificate (`X-Client-Cert-Sha256`) by `cert_sha256`.
     pub fn lookup(&self, creds: &Credentials<'_>) -> Lookup {
         for (name, value) in creds.values() {
             let Ok(value) = value.to_str() else { continue };
+            if name == CLIENT_CERT_SHA256 {
+                return Lookup::Done(self.certificate(value));
+            }
             let token = if let Some(t) = strip_scheme(value, "bearer") {
                 t
             } else if let Some(b64) = strip_scheme(value, "basic") {
@@ -261,6 +293,19 @@ impl GrantsFile {
             return Lookup::Done(Answer::Rejected);
         }
         Lookup::Done(Answer::Rejected)
+    }
+
+    /// The subject whose `cert_sha256` is `hex`, compared in constant time.
+    fn certificate(&self, hex: &str) -> Answer {
+        let Some(digest) = parse_sha256_hex(hex.trim()) else {
+            return Answer::Rejected;
+        };
+        match self.by_cert.get(&digest).map(|&i| &self.subjects[i]) {
+            Some(s) if s.cert_sha256.is_some_and(|c| constant_time_eq(&c, &digest)) => {
+                Answer::Granted(Arc::clone(&s.grants))
+            }
+            _ => Answer::Rejected,
+        }
     }
 
     fn basic(&self, b64: &str) -> Lookup {

@@ -26,7 +26,7 @@ use ::http::HeaderValue;
 
 pub use crate::metrics::CacheResult;
 pub use cache::GrantCache;
-pub use credentials::{CacheKey, Credentials, KeyMemo};
+pub use credentials::{CLIENT_CERT_SHA256, CacheKey, Credentials, KeyMemo};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
 pub use permission_api::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
 pub use shared::{PurgeError, SharedCache, SharedStats};

@@ -187,13 +187,14 @@ fn set_forwarded(
     use http::header::Entry;
     append_forwarded_for(headers, &peer.ip);
     let trusted = || super::is_trusted(&server.trusted_proxies, peer.addr.ip());
+    let proto = HeaderValue::from_static(if peer.tls { "https" } else { "http" });
     match headers.entry(&X_FORWARDED_PROTO) {
         Entry::Vacant(v) => {
-            v.insert(HeaderValue::from_static("http"));
+            v.insert(proto);
         }
         Entry::Occupied(mut o) => {
             if !trusted() {
-                o.insert(HeaderValue::from_static("http"));
+                o.insert(proto);
             }
         }
     }

@@ -5,6 +5,33 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::common::{HOP_BY_HOP, X_FORWARDED_FOR, is_hop_by_hop};
 
+/// Replaces every client-sent `X-Client-Cert-Sha256` (also spelled with
+/// `_`, as CGI-style backends read both the same) with the verified client
+/// certificate's value, or removes them when there is none (README, "TLS and
+/// mTLS").
+pub fn set_client_cert(headers: &mut HeaderMap, verified: Option<&HeaderValue>) {
+    let name = &crate::grants::CLIENT_CERT_SHA256;
+    let is_spelling = |n: &HeaderName| {
+        n.as_str().contains('_') && crate::decision::same_header_name(n.as_str(), name.as_str())
+    };
+    if headers.keys().any(is_spelling) {
+        let spellings: Vec<HeaderName> =
+            headers.keys().filter(|n| is_spelling(n)).cloned().collect();
+        for n in spellings {
+            headers.remove(n);
+        }
+    }
+    match verified {
+        // `insert` replaces every client-sent copy.
+        Some(v) => {
+            headers.insert(name.clone(), v.clone());
+        }
+        None => {
+            headers.remove(name);
+        }
+    }
+}
+
 /// Removes hop-by-hop headers, every header that `Connection` names, and
 /// `Expect` (the gateway answers `100-continue` itself).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 
 pub use body::{BodyTooLarge, ClientBodyError, RequestBody, ResponseBody, caused_by};
 pub use error::{Refusal, refusal_response};
-pub use headers::{append_forwarded_for, strip_hop_by_hop};
+pub use headers::{append_forwarded_for, set_client_cert, strip_hop_by_hop};
 pub use real_ip::{client_for_log, is_trusted};
 
 use crate::decision::{self, Caller, Grants, Need, RequestHead};
@@ -40,6 +40,10 @@ pub struct Peer {
     pub ip: HeaderValue,
     /// The cache key of the credentials last seen on this connection.
     pub key_memo: crate::grants::KeyMemo,
+    /// Whether the connection is TLS (`X-Forwarded-Proto: https`).
+    pub tls: bool,
+    /// The verified client certificate's SHA-256 (lower-case hex), with mTLS.
+    pub client_cert_sha256: Option<HeaderValue>,
 }
 
 impl Peer {
@@ -51,6 +55,17 @@ impl Peer {
             addr,
             ip,
             key_memo: crate::grants::KeyMemo::default(),
+            tls: false,
+            client_cert_sha256: None,
+        }
+    }
+
+    /// The same peer, over TLS, with its verified client certificate.
+    pub fn with_tls(self, client_cert_sha256: Option<HeaderValue>) -> Self {
+        Self {
+            tls: true,
+            client_cert_sha256,
+            ..self
         }
     }
 }
@@ -171,7 +186,10 @@ async fn handle_inner<'s>(
     let shared = &*worker.shared;
     let server = &shared.config.server;
     let table = &snapshot.routes;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if shared.tls.as_ref().is_some_and(|t| t.mtls()) {
+        set_client_cert(&mut parts.headers, peer.client_cert_sha256.as_ref());
+    }
 
     if header_bytes(&parts.headers) > server.max_header_bytes {
         return Err(Refusal::HeadersTooLarge);

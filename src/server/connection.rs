@@ -1,5 +1,6 @@
 //! One client connection: HTTP/1.1, or HTTP/2 when it opens with the
-//! HTTP/2 preface (prior knowledge).
+//! HTTP/2 preface (prior knowledge); on a TLS listener, after the handshake
+//! ([`super::tls`]), HTTP/2 or HTTP/1.1 as chosen by ALPN.
 //!
 //! The protocol is told from the first bytes with `peek`, so each protocol
 //! is served on the bare stream, without a rewinding wrapper on every read.
@@ -68,6 +69,14 @@ pub async fn serve(
         return;
     };
     let _ = stream.set_nodelay(true);
+    if let Some(tls) = &worker.shared.tls {
+        let Some(accepted) = super::tls::accept(tls, stream, protocols.header_timeout).await else {
+            return;
+        };
+        let peer = Peer::new(peer).with_tls(accepted.client_cert_sha256);
+        let io = TokioIo::new(accepted.stream);
+        return serve_http(worker, &protocols, io, accepted.h2, peer, &mut stop).await;
+    }
     let is_h2 = match tokio::time::timeout(protocols.header_timeout, opens_with_h2_preface(&stream))
         .await
     {
@@ -75,23 +84,38 @@ pub async fn serve(
         // Closed, failed, or silent for request_header_timeout.
         _ => return,
     };
+    let io = TokioIo::new(stream);
+    serve_http(worker, &protocols, io, is_h2, Peer::new(peer), &mut stop).await;
+}
+
+/// Serves HTTP/2 (`is_h2`) or HTTP/1.1 on `io` until it ends or `stop`.
+async fn serve_http<I>(
+    worker: Arc<Worker>,
+    protocols: &Protocols,
+    io: TokioIo<I>,
+    is_h2: bool,
+    peer: Peer,
+    stop: &mut watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let _open = worker.metrics.connection();
-    let peer_state = Arc::new(Peer::new(peer));
+    let client = peer.addr;
+    let peer_state = Arc::new(peer);
     let service = service_fn(move |req| {
         let worker = Arc::clone(&worker);
         let peer = Arc::clone(&peer_state);
         async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, &peer, req).await) }
     });
-    let io = TokioIo::new(stream);
     let result = if is_h2 {
         let conn = protocols.h2.serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), &mut stop).await
+        drive(conn, |c| c.graceful_shutdown(), stop).await
     } else {
         let conn = protocols.h1.serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), &mut stop).await
+        drive(conn, |c| c.graceful_shutdown(), stop).await
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, client = %peer, "connection ended with an error");
+        tracing::debug!(error = %e, %client, "connection ended with an error");
     }
 }
 

@@ -25,4 +25,5 @@ mod scoped;
 mod seed_matrix;
 mod shared_cache;
 mod smuggling;
+mod tls;
 mod upstream;

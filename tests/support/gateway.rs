@@ -23,6 +23,7 @@ pub struct GatewayBuilder {
     admin: Vec<String>,
     layout: Layout,
     grants_file: Option<String>,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 /// How the routes file is laid out on disk.
@@ -56,7 +57,15 @@ impl GatewayBuilder {
             admin: vec![],
             layout: Layout::Plain,
             grants_file: None,
+            files: vec![],
         }
+    }
+
+    /// Another file in the gateway's folder (certificates…), written before
+    /// it starts.
+    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((name.into(), contents.into()));
+        self
     }
 
     /// Grants from this grants file (`source = "file"`) instead of an API.
@@ -169,6 +178,9 @@ impl GatewayBuilder {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("permgate.toml");
         std::fs::write(&config_path, self.config_text()).unwrap();
+        for (name, contents) in &self.files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
         if let Some(g) = &self.grants_file {
             std::fs::write(dir.path().join("grants.toml"), g).unwrap();
         }

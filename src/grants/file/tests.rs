@@ -274,3 +274,45 @@ fn hashed_passwords_are_salted_argon2id() {
     assert!(a.starts_with("$argon2id$"));
     assert_ne!(a, b, "random salt");
 }
+
+#[test]
+fn client_certificates_match_cert_sha256_only() {
+    let cert = sha256_hex(b"certificate der");
+    let token = hash_token("svc-token");
+    let f = file(&format!(
+        "[[subject]]\nname = \"billing\"\ncert_sha256 = \"{}\"\nallow = [\"a:b\"]\n\n\
+         [[subject]]\nname = \"tok\"\ntoken_sha256 = \"{token}\"\n",
+        cert.to_uppercase()
+    ))
+    .unwrap();
+    let names = vec![CLIENT_CERT_SHA256.clone(), AUTHORIZATION];
+    let g = answer(&f, &creds(&[("x-client-cert-sha256", &cert)]), &names).unwrap();
+    assert_eq!(&*g.subject, "billing");
+    let other = sha256_hex(b"another certificate");
+    assert!(answer(&f, &creds(&[("x-client-cert-sha256", &other)]), &names).is_none());
+    assert!(answer(&f, &creds(&[("x-client-cert-sha256", "zz")]), &names).is_none());
+    // A certificate hash is not a token: the token subject's hash does not
+    // match as a certificate, and the certificate decides when present.
+    assert!(answer(&f, &creds(&[("x-client-cert-sha256", &token)]), &names).is_none());
+    let both = creds(&[
+        ("x-client-cert-sha256", &cert),
+        ("authorization", "Bearer svc-token"),
+    ]);
+    assert_eq!(&*answer(&f, &both, &names).unwrap().subject, "billing");
+
+    let e = file("[[subject]]\nname = \"a\"\ncert_sha256 = \"abc\"\n")
+        .err()
+        .unwrap();
+    assert_eq!(e.line(), Some(3));
+    assert!(e.message.contains("64 hex digits"), "{e}");
+    let twice = format!(
+        "[[subject]]\nname = \"a\"\ncert_sha256 = \"{cert}\"\n\n[[subject]]\nname = \"b\"\ncert_sha256 = \"{cert}\"\n"
+    );
+    assert!(
+        file(&twice)
+            .err()
+            .unwrap()
+            .message
+            .contains("already given")
+    );
+}

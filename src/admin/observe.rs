@@ -20,6 +20,12 @@ pub fn metrics_text(shared: &Shared) -> String {
             reloads_failed: state.failed,
             restart_needed: state.restart_needed(),
             shared_cache: shared.cache.shared().map(|c| shared_counts(c.stats())),
+            tls_not_after: shared
+                .tls
+                .as_ref()
+                .and_then(|t| t.not_after())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
         }
     };
     render(&totals, &gauges)

@@ -26,6 +26,9 @@ pub struct Gauges {
     pub restart_needed: bool,
     /// The shared (Redis) cache, when one is configured.
     pub shared_cache: Option<SharedCacheCounts>,
+    /// When the listener's TLS certificate expires (seconds since the
+    /// epoch), with TLS on.
+    pub tls_not_after: Option<u64>,
 }
 
 /// Counters of the shared (Redis) grants cache.
@@ -129,6 +132,14 @@ pub fn render(t: &Totals, g: &Gauges) -> String {
 
     if let Some(c) = &g.shared_cache {
         shared_cache(o, c);
+    }
+    if let Some(t) = g.tls_not_after {
+        gauge(
+            o,
+            "permgate_tls_certificate_expiry_seconds",
+            "When the serving TLS certificate expires, in seconds since the epoch.",
+            i64::try_from(t).unwrap_or(i64::MAX),
+        );
     }
     gauge(
         o,

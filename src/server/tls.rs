@@ -125,6 +125,12 @@ impl TlsState {
         e
     }
 
+    /// When the serving certificate expires, if its date could be read.
+    pub fn not_after(&self) -> Option<SystemTime> {
+        let current = self.current.load();
+        humantime::parse_rfc3339(current.summary.not_after.as_deref()?).ok()
+    }
+
     /// The `tls` object of `GET /admin/routes`.
     pub fn status(&self, timestamp: impl Fn(SystemTime) -> String) -> Value {
         let current = self.current.load();

@@ -536,6 +536,19 @@ async fn a_reload_serves_the_new_certificate_and_keeps_the_last_good_one() {
     assert_eq!(tls["certificate"]["sha256"], second.sha256());
     assert!(tls["certificate"]["notAfter"].as_str().is_some(), "{tls}");
     assert!(tls["lastError"].is_null(), "{tls}");
+    // The expiry is a metric too, for alerts.
+    let expiry = humantime::parse_rfc3339(tls["certificate"]["notAfter"].as_str().unwrap())
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let metrics = String::from_utf8(get(gw.admin, "/metrics", None).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "permgate_tls_certificate_expiry_seconds {expiry}\n"
+        )),
+        "{metrics}"
+    );
     // The live connection keeps working.
     assert_eq!(
         live.get_ref().1.peer_certificates().unwrap()[0].as_ref(),

@@ -651,3 +651,122 @@ async fn a_silent_client_is_cut_off_at_the_handshake_timeout() {
     );
     gw.stop().unwrap();
 }
+
+/// A request over `send` that waits at most 10 s.
+async fn send_bounded<B>(
+    send: &mut B,
+    req: Request<Full<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    B: SendsRequests,
+{
+    tokio::time::timeout(Duration::from_secs(10), send.send(req))
+        .await
+        .map_err(|_| "took longer than 10 s".to_string())?
+}
+
+/// HTTP/1.1 and HTTP/2 request senders alike.
+trait SendsRequests {
+    fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, String>>;
+}
+
+impl SendsRequests for hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        self.ready().await.map_err(|e| e.to_string())?;
+        self.send_request(req).await.map_err(|e| e.to_string())
+    }
+}
+
+impl SendsRequests for hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        self.ready().await.map_err(|e| e.to_string())?;
+        self.send_request(req).await.map_err(|e| e.to_string())
+    }
+}
+
+fn slow_request(h2: bool) -> Request<Full<Bytes>> {
+    let b = if h2 {
+        Request::get("https://localhost/open?slow")
+    } else {
+        Request::get("/open?slow").header("host", "localhost")
+    };
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+#[tokio::test]
+async fn a_drain_over_tls_finishes_in_flight_requests_then_closes_h1_and_h2() {
+    let backend = Backend::start(|r| {
+        let reply = Reply::json(200, "{\"done\":true}");
+        if r.target.contains("slow") {
+            reply.delayed(Duration::from_millis(800))
+        } else {
+            reply
+        }
+    })
+    .await;
+    let pki = Pki::new("test ca");
+    let leaf = pki.server("localhost");
+    let mut gw = tls_gateway(ROUTES, &leaf, None)
+        .backend(backend.addr)
+        .server("drain_delay = \"0s\"")
+        .server("shutdown_timeout = \"5s\"")
+        .start();
+
+    // One keep-alive HTTP/1.1 connection and one HTTP/2 connection, each
+    // with a request in flight when the stop comes.
+    let h1_stream = connect(gw.addr, client_config(&pki, &[b"http/1.1"], None, BOTH))
+        .await
+        .unwrap();
+    let (mut h1, h1_conn) = hyper::client::conn::http1::handshake(TokioIo::new(h1_stream))
+        .await
+        .unwrap();
+    let h1_task = tokio::spawn(h1_conn);
+    let h2_stream = connect(gw.addr, client_config(&pki, &[b"h2"], None, BOTH))
+        .await
+        .unwrap();
+    let (mut h2, h2_conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(h2_stream))
+            .await
+            .unwrap();
+    tokio::spawn(h2_conn);
+    let h1_slow = tokio::spawn(async move {
+        let r = send_bounded(&mut h1, slow_request(false)).await;
+        (r, h1)
+    });
+    let mut h2_clone = h2.clone();
+    let h2_slow =
+        tokio::spawn(async move { send_bounded(&mut h2_clone, slow_request(true)).await });
+    let both = eventually(Duration::from_secs(5), async || backend.count() == 2).await;
+    assert!(both, "both slow requests reached the backend");
+
+    gw.request_stop();
+    let (h1_answer, _h1) = h1_slow.await.unwrap();
+    let h1_answer = h1_answer.expect("the in-flight HTTP/1.1 request completes");
+    assert_eq!(h1_answer.status(), 200);
+    assert_eq!(
+        h1_answer.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "the keep-alive connection is told to close"
+    );
+    let h2_answer = h2_slow
+        .await
+        .unwrap()
+        .expect("the in-flight HTTP/2 request completes");
+    assert_eq!(h2_answer.status(), 200);
+    // After GOAWAY the HTTP/2 connection takes no new request.
+    let refused = send_bounded(&mut h2, slow_request(true)).await;
+    assert!(refused.is_err(), "a new stream after GOAWAY: {refused:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), h1_task).await;
+    assert!(closed.is_ok(), "the HTTP/1.1 connection ends");
+    gw.stop().unwrap();
+    assert_eq!(backend.count(), 2, "nothing new reached the backend");
+}

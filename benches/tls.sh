@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# TLS beside nginx on loopback: permgate (grants cached) and nginx
+# `proxy_pass` both terminating TLS with the same throwaway certificate in
+# front of the same backend, pinned like the peer harness (wrk on CPU 0,
+# servers on CPU 1, one worker each), measured in alternating rounds.
+# Prints keep-alive requests/s and the new-connection rate (a TLS handshake
+# per request: `Connection: close`), medians of the rounds.
+#
+#   benches/tls.sh [-c CONNS] [-d SECONDS] [-r ROUNDS]
+#
+# Needs nginx, wrk, openssl and taskset; installs nothing; stops what it
+# started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=32 DURATION=5 ROUNDS=3
+while (($#)); do
+  case "$1" in
+    -c) CONNS=$2; shift 2 ;;
+    -d) DURATION=$2; shift 2 ;;
+    -r) ROUNDS=$2; shift 2 ;;
+    *) echo "usage: $0 [-c CONNS] [-d SECONDS] [-r ROUNDS]" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for tool in nginx wrk openssl taskset; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+((${#missing[@]} == 0)) || { echo "missing: ${missing[*]}" >&2; exit 1; }
+
+HOST=127.0.0.1 BACKEND=19280 GRANTS=19281 PERMGATE=19282 ADMIN=19283 NGINX=19284
+for p in $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX; do
+  if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
+done
+cargo build --release --quiet --bin permgate --example bench_upstream
+
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
+
+taskset -c 1 target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
+PIDS+=($!)
+
+cat >"$DIR/routes.toml" <<ROUTES
+[[route]]
+name = "credentials.get"
+methods = ["GET"]
+path = "/api/v2/integrations/credentials/{id}"
+require = ["bench:item:view"]
+ROUTES
+cat >"$DIR/permgate.toml" <<CONFIG
+[server]
+listen = "$HOST:$PERMGATE"
+workers = 1
+tls_cert = "server.crt"
+tls_key = "server.key"
+[admin]
+listen = "$HOST:$ADMIN"
+[upstreams.default]
+url = "http://$HOST:$BACKEND"
+[grants]
+source = "http"
+url = "http://$HOST:$GRANTS/grants"
+[routes]
+file = "routes.toml"
+watch = false
+[log]
+access_log = false
+level = "warn"
+CONFIG
+taskset -c 1 target/release/permgate run --config "$DIR/permgate.toml" &
+PIDS+=($!)
+
+mkdir -p "$DIR/nginx"
+cat >"$DIR/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx/error.log warn;
+user root;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/nginx/body;
+  proxy_temp_path $DIR/nginx/proxy;
+  fastcgi_temp_path $DIR/nginx/fastcgi;
+  uwsgi_temp_path $DIR/nginx/uwsgi;
+  scgi_temp_path $DIR/nginx/scgi;
+  upstream backend { server $HOST:$BACKEND; keepalive 64; }
+  server {
+    listen $HOST:$NGINX ssl http2;
+    ssl_certificate $DIR/server.crt;
+    ssl_certificate_key $DIR/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+taskset -c 1 nginx -c "$DIR/nginx.conf" -e "$DIR/nginx/error.log" &
+PIDS+=($!)
+
+for p in $BACKEND $GRANTS $PERMGATE $NGINX; do
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && break; sleep 0.1; done
+done
+
+TARGET=/api/v2/integrations/credentials/42
+AUTH='Authorization: Bearer bench-token'
+for side in permgate:$PERMGATE nginx:$NGINX; do
+  status=$(curl -s -k -o /dev/null -w '%{http_code}' -H "$AUTH" "https://$HOST:${side#*:}$TARGET" || true)
+  [[ $status == 200 ]] || { echo "${side%%:*} answered $status, not 200" >&2; exit 1; }
+  taskset -c 0 wrk -t1 -c"$CONNS" -d1s -H "$AUTH" "https://$HOST:${side#*:}$TARGET" >/dev/null
+done
+
+declare -A KEEP=() NEW=() P99=()
+for round in $(seq 1 "$ROUNDS"); do
+  for side in permgate:$PERMGATE nginx:$NGINX; do
+    name=${side%%:*} url="https://$HOST:${side#*:}$TARGET"
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "$AUTH" "$url")
+    KEEP[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
+    P99[$name]+="$(awk '$1 == "99%" {print $2}' <<<"$out") "
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$AUTH" -H 'Connection: close' "$url")
+    NEW[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
+  done
+  echo "round $round done" >&2
+done
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+printf '%-9s %6s %18s %20s  %s\n' setup conns "keep-alive req/s" "new connections/s" "keep-alive p99 per round"
+for name in permgate nginx; do
+  printf '%-9s %6s %18s %20s  %s\n' "$name" "$CONNS" "$(median <<<"${KEEP[$name]}")" "$(median <<<"${NEW[$name]}")" "${P99[$name]}"
+done
+awk -v a="$(median <<<"${KEEP[nginx]}")" -v b="$(median <<<"${KEEP[permgate]}")" \
+    -v c="$(median <<<"${NEW[nginx]}")" -v d="$(median <<<"${NEW[permgate]}")" \
+    'BEGIN { printf "permgate/nginx: keep-alive %.2fx, new connections %.2fx\n", b / a, d / c }'

@@ -160,25 +160,14 @@ impl GrantsFile {
             allow.extend(everyone.0.iter().cloned());
             deny.extend(everyone.1.iter().cloned());
 
-            let token = match &s.token_sha256 {
-                Some(t) => {
-                    let digest = parse_sha256_hex(t.get_ref()).ok_or_else(|| {
-                        err(
-                            t.span(),
-                            "token_sha256 must be 64 hex digits (from `permgate hash-token`)"
-                                .into(),
-                        )
-                    })?;
-                    if by_token.insert(digest, i).is_some() {
-                        return Err(err(
-                            t.span(),
-                            "this token is already given to another subject".into(),
-                        ));
-                    }
-                    Some(digest)
-                }
-                None => None,
-            };
+            let token = unique_digest(
+                s.token_sha256.as_ref(),
+                &mut by_token,
+                i,
+                "token_sha256 must be 64 hex digits (from `permgate hash-token`)",
+                "this token is already given to another subject",
+            )
+            .map_err(|(span, m)| err(span, m.into()))?;
             let password_hash = match (&s.basic_user, &s.password_hash) {
                 (Some(user), Some(hash)) => {
                     validate_phc(hash.get_ref()).map_err(|m| err(hash.span(), m))?;
@@ -207,25 +196,14 @@ impl GrantsFile {
                 }
                 (None, None) => None,
             };
-            let cert = match &s.cert_sha256 {
-                Some(c) => {
-                    let digest = parse_sha256_hex(c.get_ref()).ok_or_else(|| {
-                        err(
-                            c.span(),
-                            "cert_sha256 must be 64 hex digits (SHA-256 of the certificate's DER)"
-                                .into(),
-                        )
-                    })?;
-                    if by_cert.insert(digest, i).is_some() {
-                        return Err(err(
-                            c.span(),
-                            "this certificate is already given to another subject".into(),
-                        ));
-                    }
-                    Some(digest)
-                }
-                None => None,
-            };
+            let cert = unique_digest(
+                s.cert_sha256.as_ref(),
+                &mut by_cert,
+                i,
+                "cert_sha256 must be 64 hex digits (SHA-256 of the certificate's DER)",
+                "this certificate is already given to another subject",
+            )
+            .map_err(|(span, m)| err(span, m.into()))?;
             if token.is_none() && password_hash.is_none() && cert.is_none() {
                 return Err(err(
                     s.name.span(),
@@ -383,6 +361,25 @@ fn validate_phc(hash: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A `*_sha256` field of subject `subject`: 64 hex digits, and not given to
+/// another subject already (recorded in `seen`). On error, where and why.
+fn unique_digest(
+    field: Option<&Spanned<String>>,
+    seen: &mut HashMap<[u8; 32], usize>,
+    subject: usize,
+    malformed: &'static str,
+    taken: &'static str,
+) -> Result<Option<[u8; 32]>, (std::ops::Range<usize>, &'static str)> {
+    let Some(f) = field else {
+        return Ok(None);
+    };
+    let digest = parse_sha256_hex(f.get_ref()).ok_or((f.span(), malformed))?;
+    if seen.insert(digest, subject).is_some() {
+        return Err((f.span(), taken));
+    }
+    Ok(Some(digest))
 }
 
 #[cfg(test)]

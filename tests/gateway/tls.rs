@@ -472,6 +472,56 @@ async fn mtls_identity_comes_from_the_verified_certificate_only() {
 }
 
 #[tokio::test]
+async fn curl_presents_a_client_certificate_over_http2() {
+    let Some(curl) = tool("curl") else { return };
+    let backend = Backend::echo().await;
+    let server_pki = Pki::new("server ca");
+    let clients = Pki::new("client ca");
+    let billing = clients.client("billing-service");
+    let intruder = clients.client("intruder");
+    let mut gw = tls_gateway(ROUTES, &server_pki.server("gateway"), Some(&clients))
+        .backend(backend.addr)
+        .grants_file(&mtls_grants(&billing, &intruder))
+        .file("server-ca.pem", server_pki.pem())
+        .file("billing.crt", billing.cert.clone())
+        .file("billing.key", billing.key.clone())
+        .start();
+    let url = format!("https://127.0.0.1:{}/items/7", gw.addr.port());
+    let curl_with = |identity: bool| {
+        let (curl, dir, url) = (curl.clone(), gw.dir.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(curl);
+            cmd.args(["-sS", "--http2", "--max-time", "10", "--cacert"])
+                .arg(dir.join("server-ca.pem"))
+                .args(["-o", "/dev/null", "-w", "%{http_version} %{http_code}"]);
+            if identity {
+                cmd.arg("--cert")
+                    .arg(dir.join("billing.crt"))
+                    .arg("--key")
+                    .arg(dir.join("billing.key"));
+            }
+            run_bounded(cmd.arg(url))
+        })
+    };
+    let (ok, out) = curl_with(true).await.unwrap();
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "2 200");
+    assert_eq!(
+        backend
+            .last()
+            .unwrap()
+            .header("x-authenticated-subject")
+            .as_deref(),
+        Some("billing"),
+        "the certificate's subject"
+    );
+    let (ok, out) = curl_with(false).await.unwrap();
+    assert!(!ok, "without a certificate the handshake fails: {out}");
+    assert_eq!(backend.count(), 1);
+    gw.stop().unwrap();
+}
+
+#[tokio::test]
 async fn the_permission_api_receives_the_verified_certificate_hash() {
     let backend = Backend::echo().await;
     let api = PermissionApi::start().await;

@@ -109,16 +109,17 @@ impl Validator<'_> {
     }
 }
 
-/// Checks a `redis://` URL; answers it without its password.
+/// Checks a `redis://` or `rediss://` (TLS) URL; answers it without its
+/// password.
 fn check_url(url: &str) -> Result<String, String> {
-    if url.starts_with("rediss://") {
-        return Err("TLS to Redis (rediss://) is not supported yet by this version of permgate; use redis:// on a trusted network".into());
-    }
-    let Some(rest) = url.strip_prefix("redis://") else {
-        return Err(format!(
-            "URL must start with redis:// (got {:?})",
-            url.split("://").next().unwrap_or("")
-        ));
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s @ ("redis" | "rediss"), rest)) => (s, rest),
+        _ => {
+            return Err(format!(
+                "URL must start with redis:// or rediss:// (got {:?})",
+                url.split("://").next().unwrap_or("")
+            ));
+        }
     };
     let (userinfo, hostpart) = match rest.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -127,7 +128,7 @@ fn check_url(url: &str) -> Result<String, String> {
     let display = match userinfo {
         Some(u) => {
             let user = u.split(':').next().unwrap_or("");
-            format!("redis://{user}:***@{hostpart}")
+            format!("{scheme}://{user}:***@{hostpart}")
         }
         None => url.to_string(),
     };
@@ -156,10 +157,10 @@ mod tests {
             check_url("redis://:s3cret@cache:6379/1").unwrap(),
             "redis://:***@cache:6379/1"
         );
-        assert!(
-            check_url("rediss://cache:6380")
-                .unwrap_err()
-                .contains("not supported yet")
+        assert_eq!(
+            check_url("rediss://:s3cret@cache:6380").unwrap(),
+            "rediss://:***@cache:6380",
+            "TLS to Redis"
         );
         assert!(
             check_url("http://cache:6379")

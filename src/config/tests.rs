@@ -240,10 +240,6 @@ fn shared_cache_keys_are_checked_with_file_and_line() {
             "holds 31 bytes; the key needs at least 32",
         ),
         (
-            "shared = \"rediss://127.0.0.1:6379/0\"\nshared_key_file = \"cache.key\"",
-            "not supported yet",
-        ),
-        (
             "shared = \"http://127.0.0.1:6379/0\"\nshared_key_file = \"cache.key\"",
             "must start with redis://",
         ),

@@ -587,3 +587,122 @@ async fn a_cold_burst_over_four_instances_makes_at_most_one_call_per_instance() 
     }
     assert_eq!(calls_for(&api, "warm"), 1);
 }
+
+/// A `permgate run` child process, killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of an unlabelled or fully labelled series in a scrape.
+fn series(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `permgate run` in its own process, sharing its cache over `rediss://`,
+/// with `SSL_CERT_FILE` as its only trust roots (set for the child alone).
+async fn tls_fleet_member(
+    redis: &RedisServer,
+    backend: &Backend,
+    api: &PermissionApi,
+    roots: &std::path::Path,
+) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
+    let dir = redis
+        .dir()
+        .join(format!("gw-{}", crate::support::redis::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, admin) = (
+        crate::support::redis::free_port(),
+        crate::support::redis::free_port(),
+    );
+    std::fs::write(dir.join("routes.toml"), ROUTES).unwrap();
+    std::fs::write(
+        dir.join("permgate.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\ndrain_delay = \"0s\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [upstreams.default]\nurl = \"http://{}\"\n\
+             [grants]\nsource = \"http\"\nurl = \"{}\"\ntimeout = \"1s\"\n\
+             [grants.cache]\nshared = \"{}\"\nshared_key_file = \"{}\"\n\
+             [routes]\nfile = \"routes.toml\"\n[log]\nlevel = \"warn\"\n",
+            backend.addr,
+            api.url(),
+            redis.tls_url(),
+            redis.key_file().display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_permgate"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir.join("permgate.toml"))
+        .env("SSL_CERT_FILE", roots)
+        .env_remove("SSL_CERT_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Child(child);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    let up = eventually(Duration::from_secs(10), async || {
+        tokio::net::TcpStream::connect(admin).await.is_ok()
+    })
+    .await;
+    assert!(up, "permgate started");
+    (child, addr, admin)
+}
+
+#[tokio::test]
+async fn rediss_shares_the_cache_over_tls_and_never_falls_back_to_plain_text() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls_backend::TestCa::new("redis test ca");
+    let ca_file = ca.write(certs.path(), "ca");
+    let (cert, key) = ca.server_cert().write(certs.path(), "redis");
+    let Some(redis) = RedisServer::start_tls(&ca_file, &cert, &key) else {
+        return;
+    };
+    let backend = Backend::echo().await;
+    let api = PermissionApi::start().await;
+    api.grant("tls-token", &["items"]);
+
+    // Trusting the test CA: the breaker closes and answers go to Redis.
+    let (_gw, addr, admin) = tls_fleet_member(&redis, &backend, &api, &ca_file).await;
+    let connected = eventually(Duration::from_secs(10), async || {
+        let text = String::from_utf8(get(admin, "/metrics", None).await.body.to_vec()).unwrap();
+        series(&text, "permgate_shared_cache_breaker_open") == Some(0)
+    })
+    .await;
+    assert!(connected, "the TLS connection to Redis is up");
+    assert_eq!(get(addr, "/items/1", Some("tls-token")).await.status, 200);
+    let text = String::from_utf8(get(admin, "/metrics", None).await.body.to_vec()).unwrap();
+    assert_eq!(
+        series(&text, r#"permgate_shared_cache_total{result="stored"}"#),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        redis.keys().iter().filter(|k| k.contains(":g:")).count(),
+        1,
+        "the answer is in Redis, written over TLS"
+    );
+
+    // Trusting another CA: no connection, no plain-text fallback; requests
+    // are served from the permission API and nothing is stored.
+    let other = crate::support::tls_backend::TestCa::new("some other ca");
+    let other_file = other.write(certs.path(), "other");
+    let (_gw2, addr2, admin2) = tls_fleet_member(&redis, &backend, &api, &other_file).await;
+    assert_eq!(get(addr2, "/items/1", Some("tls-token")).await.status, 200);
+    let text = String::from_utf8(get(admin2, "/metrics", None).await.body.to_vec()).unwrap();
+    assert_eq!(series(&text, "permgate_shared_cache_breaker_open"), Some(1));
+    assert_eq!(
+        series(&text, r#"permgate_shared_cache_total{result="stored"}"#),
+        Some(0)
+    );
+    assert_eq!(redis.keys().iter().filter(|k| k.contains(":g:")).count(), 1);
+}

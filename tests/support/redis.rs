@@ -14,6 +14,8 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// With TLS: a second port and the CA, certificate and key files.
+    tls: Option<(u16, [PathBuf; 3])>,
 }
 
 /// A free port on 127.0.0.1 (bound, read, released).
@@ -35,6 +37,20 @@ impl RedisServer {
     /// Starts one, or `None` when `redis-server` is not installed outside
     /// CI (under `CI=true` that panics).
     pub fn start() -> Option<RedisServer> {
+        Self::start_with(None)
+    }
+
+    /// Starts one that also speaks TLS on a second port ([`RedisServer::tls_url`])
+    /// with `cert` and `key`, trusting `ca` for clients that present one.
+    pub fn start_tls(ca: &Path, cert: &Path, key: &Path) -> Option<RedisServer> {
+        Self::start_with(Some([
+            ca.to_path_buf(),
+            cert.to_path_buf(),
+            key.to_path_buf(),
+        ]))
+    }
+
+    fn start_with(tls: Option<[PathBuf; 3]>) -> Option<RedisServer> {
         if !installed() {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("redis-server is not installed: .ci/run must install it");
@@ -49,11 +65,13 @@ impl RedisServer {
             port: 0,
             child: None,
             dir,
+            tls: None,
         };
         // A port picked this way can be taken by someone else before the
         // server binds it: try a few.
         for _ in 0..5 {
             server.port = free_port();
+            server.tls = tls.clone().map(|files| (free_port(), files));
             if server.spawn() {
                 return Some(server);
             }
@@ -71,7 +89,19 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some((port, [ca, cert, key])) = &self.tls {
+            cmd.arg("--tls-port")
+                .arg(port.to_string())
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .args([
@@ -123,6 +153,13 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/0`, for a server started with
+    /// [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("started with TLS");
+        format!("rediss://127.0.0.1:{port}/0")
     }
 
     /// Where it listens.

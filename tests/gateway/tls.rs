@@ -13,16 +13,12 @@ use bytes::Bytes;
 use http::{Request, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use permgate::common::sha256_hex;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::support::tls_backend::Issued;
 use crate::support::*;
 
 const ROUTES: &str = r#"
@@ -39,76 +35,22 @@ path = "/items/{id}"
 require = ["items:item:view"]
 "#;
 
-/// A test certificate authority.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate and its key, PEM, and the certificate's DER.
-struct Leaf {
-    cert: String,
-    key: String,
-    der: Vec<u8>,
-}
-
-impl Leaf {
-    fn sha256(&self) -> String {
-        sha256_hex(&self.der)
-    }
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { ca }
-    }
-
-    fn pem(&self) -> String {
-        self.ca.pem()
-    }
-
-    /// A server certificate for 127.0.0.1 and localhost.
-    fn server(&self, cn: &str) -> Leaf {
-        self.leaf(
-            cn,
-            vec!["localhost".into(), "127.0.0.1".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )
-    }
-
-    fn client(&self, cn: &str) -> Leaf {
-        self.leaf(cn, vec![], ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn leaf(&self, cn: &str, names: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        Leaf {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-            der: cert.der().to_vec(),
-        }
-    }
-}
+/// The test CA and its certificates (shared with the https-upstream tests).
+type Pki = TestCa;
+type Leaf = Issued;
 
 /// A gateway with `server` as its certificate (files `server.crt`,
 /// `server.key`, `ca.pem` holding `client_ca`'s root when given).
 fn tls_gateway(routes: &str, server: &Leaf, client_ca: Option<&Pki>) -> GatewayBuilder {
     let mut b = GatewayBuilder::new(routes)
-        .file("server.crt", server.cert.clone())
-        .file("server.key", server.key.clone())
+        .file("server.crt", server.cert_pem.clone())
+        .file("server.key", server.key_pem.clone())
         .server("tls_cert = \"server.crt\"")
         .server("tls_key = \"server.key\"")
         .server("request_header_timeout = \"2s\"");
     if let Some(ca) = client_ca {
         b = b
-            .file("ca.pem", ca.pem())
+            .file("ca.pem", ca.pem.clone())
             .server("tls_client_ca = \"ca.pem\"");
     }
     b
@@ -124,7 +66,7 @@ fn client_config(
 ) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .add(CertificateDer::from_pem_slice(ca.pem.clone().as_bytes()).unwrap())
         .unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -135,8 +77,8 @@ fn client_config(
     let mut config = match identity {
         Some(leaf) => builder
             .with_client_auth_cert(
-                vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
+                vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
@@ -229,7 +171,7 @@ async fn presented(addr: SocketAddr, ca: &Pki) -> Vec<u8> {
 async fn h1_and_h2_by_alpn_reach_a_plain_backend_as_https() {
     let backend = Backend::echo().await;
     let pki = Pki::new("test ca");
-    let server = pki.server("gateway");
+    let server = pki.server_named("gateway");
     let mut gw = tls_gateway(ROUTES, &server, None)
         .backend(backend.addr)
         .start();
@@ -276,7 +218,7 @@ async fn h1_and_h2_by_alpn_reach_a_plain_backend_as_https() {
 async fn plain_text_to_the_tls_port_is_never_forwarded() {
     let backend = Backend::echo().await;
     let pki = Pki::new("test ca");
-    let mut gw = tls_gateway(ROUTES, &pki.server("gateway"), None)
+    let mut gw = tls_gateway(ROUTES, &pki.server_named("gateway"), None)
         .backend(backend.addr)
         .start();
     let answer = raw(
@@ -326,9 +268,9 @@ async fn curl_speaks_http2_over_tls() {
     let Some(curl) = tool("curl") else { return };
     let backend = Backend::echo().await;
     let pki = Pki::new("test ca");
-    let mut gw = tls_gateway(ROUTES, &pki.server("gateway"), None)
+    let mut gw = tls_gateway(ROUTES, &pki.server_named("gateway"), None)
         .backend(backend.addr)
-        .file("test-ca.pem", pki.pem())
+        .file("test-ca.pem", pki.pem.clone())
         .start();
     let (ca, url) = (
         gw.dir.join("test-ca.pem"),
@@ -365,7 +307,7 @@ async fn tls_1_1_is_refused_and_tls_1_2_accepted_by_openssl() {
     };
     let backend = Backend::echo().await;
     let pki = Pki::new("test ca");
-    let mut gw = tls_gateway(ROUTES, &pki.server("gateway"), None)
+    let mut gw = tls_gateway(ROUTES, &pki.server_named("gateway"), None)
         .backend(backend.addr)
         .start();
     let connect = format!("127.0.0.1:{}", gw.addr.port());
@@ -424,11 +366,11 @@ async fn mtls_identity_comes_from_the_verified_certificate_only() {
     let server_pki = Pki::new("server ca");
     let clients = Pki::new("client ca");
     let stranger_ca = Pki::new("someone else's ca");
-    let billing = clients.client("billing-service");
-    let intruder = clients.client("intruder");
-    let unknown = clients.client("not in the grants file");
-    let untrusted = stranger_ca.client("billing-service");
-    let mut gw = tls_gateway(ROUTES, &server_pki.server("gateway"), Some(&clients))
+    let billing = clients.client_cert("billing-service");
+    let intruder = clients.client_cert("intruder");
+    let unknown = clients.client_cert("not in the grants file");
+    let untrusted = stranger_ca.client_cert("billing-service");
+    let mut gw = tls_gateway(ROUTES, &server_pki.server_named("gateway"), Some(&clients))
         .backend(backend.addr)
         .grants_file(&mtls_grants(&billing, &intruder))
         .start();
@@ -477,14 +419,14 @@ async fn curl_presents_a_client_certificate_over_http2() {
     let backend = Backend::echo().await;
     let server_pki = Pki::new("server ca");
     let clients = Pki::new("client ca");
-    let billing = clients.client("billing-service");
-    let intruder = clients.client("intruder");
-    let mut gw = tls_gateway(ROUTES, &server_pki.server("gateway"), Some(&clients))
+    let billing = clients.client_cert("billing-service");
+    let intruder = clients.client_cert("intruder");
+    let mut gw = tls_gateway(ROUTES, &server_pki.server_named("gateway"), Some(&clients))
         .backend(backend.addr)
         .grants_file(&mtls_grants(&billing, &intruder))
-        .file("server-ca.pem", server_pki.pem())
-        .file("billing.crt", billing.cert.clone())
-        .file("billing.key", billing.key.clone())
+        .file("server-ca.pem", server_pki.pem.clone())
+        .file("billing.crt", billing.cert_pem.clone())
+        .file("billing.key", billing.key_pem.clone())
         .start();
     let url = format!("https://127.0.0.1:{}/items/7", gw.addr.port());
     let curl_with = |identity: bool| {
@@ -527,8 +469,8 @@ async fn the_permission_api_receives_the_verified_certificate_hash() {
     let api = PermissionApi::start().await;
     let server_pki = Pki::new("server ca");
     let clients = Pki::new("client ca");
-    let billing = clients.client("billing-service");
-    let mut gw = tls_gateway(ROUTES, &server_pki.server("gateway"), Some(&clients))
+    let billing = clients.client_cert("billing-service");
+    let mut gw = tls_gateway(ROUTES, &server_pki.server_named("gateway"), Some(&clients))
         .backend(backend.addr)
         .grants_url(api.url())
         .start();
@@ -554,30 +496,30 @@ async fn the_permission_api_receives_the_verified_certificate_hash() {
 }
 
 fn write_pair(dir: &Path, leaf: &Leaf) {
-    std::fs::write(dir.join("server.crt"), &leaf.cert).unwrap();
-    std::fs::write(dir.join("server.key"), &leaf.key).unwrap();
+    std::fs::write(dir.join("server.crt"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("server.key"), &leaf.key_pem).unwrap();
 }
 
 #[tokio::test]
 async fn a_reload_serves_the_new_certificate_and_keeps_the_last_good_one() {
     let backend = Backend::echo().await;
     let pki = Pki::new("test ca");
-    let first = pki.server("first.example");
+    let first = pki.server_named("first.example");
     let mut gw = tls_gateway(ROUTES, &first, None)
         .backend(backend.addr)
         .routes("watch = false")
         .start();
-    assert_eq!(presented(gw.addr, &pki).await, first.der);
+    assert_eq!(presented(gw.addr, &pki).await, first.der());
     // A live connection made with the first certificate.
     let live = connect(gw.addr, client_config(&pki, &[b"h2"], None, BOTH))
         .await
         .unwrap();
 
-    let second = pki.server("second.example");
+    let second = pki.server_named("second.example");
     write_pair(&gw.dir, &second);
     let r = request(gw.admin, "POST", "/admin/reload", &[], "").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(presented(gw.addr, &pki).await, second.der);
+    assert_eq!(presented(gw.addr, &pki).await, second.der());
     let status = request(gw.admin, "GET", "/admin/routes", &[], "")
         .await
         .json();
@@ -602,17 +544,17 @@ async fn a_reload_serves_the_new_certificate_and_keeps_the_last_good_one() {
     // The live connection keeps working.
     assert_eq!(
         live.get_ref().1.peer_certificates().unwrap()[0].as_ref(),
-        &first.der[..]
+        first.der()
     );
     let (resp, _) = get_over(live, "/open", &[]).await.unwrap();
     assert_eq!(resp.status, 200);
 
     // A broken key: the second certificate keeps serving; the error shows.
-    let third = pki.server("third.example");
-    std::fs::write(gw.dir.join("server.crt"), &third.cert).unwrap();
+    let third = pki.server_named("third.example");
+    std::fs::write(gw.dir.join("server.crt"), &third.cert_pem).unwrap();
     std::fs::write(gw.dir.join("server.key"), "not a key\n").unwrap();
     request(gw.admin, "POST", "/admin/reload", &[], "").await;
-    assert_eq!(presented(gw.addr, &pki).await, second.der);
+    assert_eq!(presented(gw.addr, &pki).await, second.der());
     let status = request(gw.admin, "GET", "/admin/routes", &[], "")
         .await
         .json();
@@ -624,7 +566,7 @@ async fn a_reload_serves_the_new_certificate_and_keeps_the_last_good_one() {
     // Mended: the third certificate is taken.
     write_pair(&gw.dir, &third);
     request(gw.admin, "POST", "/admin/reload", &[], "").await;
-    assert_eq!(presented(gw.addr, &pki).await, third.der);
+    assert_eq!(presented(gw.addr, &pki).await, third.der());
     gw.stop().unwrap();
 }
 
@@ -632,15 +574,15 @@ async fn a_reload_serves_the_new_certificate_and_keeps_the_last_good_one() {
 async fn a_changed_certificate_file_is_picked_up_without_a_trigger() {
     let backend = Backend::echo().await;
     let pki = Pki::new("test ca");
-    let first = pki.server("first.example");
+    let first = pki.server_named("first.example");
     let mut gw = tls_gateway(ROUTES, &first, None)
         .backend(backend.addr)
         .start();
-    let second = pki.server("second.example");
+    let second = pki.server_named("second.example");
     write_pair(&gw.dir, &second);
     let (addr, pki) = (gw.addr, &pki);
     let seen = eventually(Duration::from_secs(10), async || {
-        presented(addr, pki).await == second.der
+        presented(addr, pki).await == second.der()
     })
     .await;
     assert!(seen, "the new certificate was not served within 10 s");
@@ -652,9 +594,9 @@ async fn sessions_resume_and_keep_the_client_certificate_identity() {
     let backend = Backend::echo().await;
     let server_pki = Pki::new("server ca");
     let clients = Pki::new("client ca");
-    let billing = clients.client("billing-service");
-    let intruder = clients.client("intruder");
-    let mut gw = tls_gateway(ROUTES, &server_pki.server("gateway"), Some(&clients))
+    let billing = clients.client_cert("billing-service");
+    let intruder = clients.client_cert("intruder");
+    let mut gw = tls_gateway(ROUTES, &server_pki.server_named("gateway"), Some(&clients))
         .backend(backend.addr)
         .grants_file(&mtls_grants(&billing, &intruder))
         .start();
@@ -689,7 +631,7 @@ async fn sessions_resume_and_keep_the_client_certificate_identity() {
 #[tokio::test]
 async fn a_silent_client_is_cut_off_at_the_handshake_timeout() {
     let pki = Pki::new("test ca");
-    let mut gw = tls_gateway(ROUTES, &pki.server("gateway"), None).start();
+    let mut gw = tls_gateway(ROUTES, &pki.server_named("gateway"), None).start();
     let started = std::time::Instant::now();
     // Sends nothing; `raw` returns when the gateway closes (or after 8 s).
     let answer = raw(gw.addr, b"", Duration::from_secs(8)).await;
@@ -764,7 +706,7 @@ async fn a_drain_over_tls_finishes_in_flight_requests_then_closes_h1_and_h2() {
     })
     .await;
     let pki = Pki::new("test ca");
-    let leaf = pki.server("localhost");
+    let leaf = pki.server_named("localhost");
     let mut gw = tls_gateway(ROUTES, &leaf, None)
         .backend(backend.addr)
         .server("drain_delay = \"0s\"")

@@ -40,6 +40,16 @@ pub struct Issued {
 }
 
 impl Issued {
+    /// The certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.cert
+    }
+
+    /// Lower-case hex SHA-256 of the DER: its `cert_sha256`.
+    pub fn sha256(&self) -> String {
+        permgate::common::sha256_hex(&self.cert)
+    }
+
     fn key_der(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
     }
@@ -91,6 +101,16 @@ impl TestCa {
     /// A client certificate for `subject`.
     pub fn client_cert(&self, subject: &str) -> Issued {
         self.issue(&[], subject, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    /// A server certificate for `127.0.0.1` and `localhost` whose common
+    /// name is `cn`.
+    pub fn server_named(&self, cn: &str) -> Issued {
+        self.issue(
+            &["localhost", "127.0.0.1"],
+            cn,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     fn issue(&self, names: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose) -> Issued {

@@ -75,7 +75,7 @@ async fn the_dashboard_renders_routes_counts_and_unmatched_shapes_in_a_browser()
         return;
     };
     let (gw, _backend, _api) = traffic().await;
-    let metrics = String::from_utf8(get(gw.admin, "/metrics", None).await.body.to_vec()).unwrap();
+    let metrics = metrics::scrape(gw.admin).await;
     let url = format!("http://{}/admin/", gw.admin);
     let dom = browse(&chromium, &url, &["--dump-dom"]).await;
 
@@ -145,10 +145,7 @@ async fn the_dashboard_renders_routes_counts_and_unmatched_shapes_in_a_browser()
 
     // The cards agree with the exposition.
     let value = |series: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("{series} in {metrics}"))
+        metrics::series(&metrics, series).unwrap_or_else(|| panic!("{series} in {metrics}"))
     };
     let cache = |r: &str| value(&format!("permgate_grants_cache_total{{result=\"{r}\"}}"));
     assert_eq!(

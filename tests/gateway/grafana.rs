@@ -96,7 +96,7 @@ async fn every_query_names_only_what_the_gateway_exposes() {
             status
         );
     }
-    let text = String::from_utf8(get(gw.admin, "/metrics", None).await.body.to_vec()).unwrap();
+    let text = metrics::scrape(gw.admin).await;
     let exposed = Exposed::parse(&text);
 
     let d = dashboard();

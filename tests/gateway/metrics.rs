@@ -27,12 +27,9 @@ mode = "audit"
 const TOKEN: &str = "tok-metrics-5e1d9c";
 const TOKEN_DOWN: &str = "tok-down-8a2b7f";
 
-/// The value of the exposition line that starts with `series` (the full
-/// name and labels), if any.
+/// The value of a series, as a float.
 fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
+    metrics::series(text, series)
 }
 
 async fn scrape(gw: &RunningGateway) -> String {

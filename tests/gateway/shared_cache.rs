@@ -130,15 +130,8 @@ async fn two_instances_make_one_permission_api_call_per_credential() {
     assert_eq!(f.backend.count(), 3, "nothing forwarded without grants");
 
     // The second instance's metrics show what Redis answered.
-    let text = String::from_utf8(get(f.b.admin, "/metrics", None).await.body.to_vec()).unwrap();
-    let value = |series: &str| {
-        text.lines().find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .parse::<u64>()
-                .ok()
-        })
-    };
+    let text = metrics::scrape(f.b.admin).await;
+    let value = |name: &str| metrics::series::<u64>(&text, name);
     assert_eq!(
         value(r#"permgate_shared_cache_total{result="hit"}"#),
         Some(3),
@@ -598,12 +591,6 @@ impl Drop for Child {
     }
 }
 
-/// The value of an unlabelled or fully labelled series in a scrape.
-fn series(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// `permgate run` in its own process, sharing its cache over `rediss://`,
 /// with `SSL_CERT_FILE` as its only trust roots (set for the child alone).
 async fn tls_fleet_member(
@@ -674,15 +661,15 @@ async fn rediss_shares_the_cache_over_tls_and_never_falls_back_to_plain_text() {
     // Trusting the test CA: the breaker closes and answers go to Redis.
     let (_gw, addr, admin) = tls_fleet_member(&redis, &backend, &api, &ca_file).await;
     let connected = eventually(Duration::from_secs(10), async || {
-        let text = String::from_utf8(get(admin, "/metrics", None).await.body.to_vec()).unwrap();
-        series(&text, "permgate_shared_cache_breaker_open") == Some(0)
+        let text = metrics::scrape(admin).await;
+        metrics::series::<u64>(&text, "permgate_shared_cache_breaker_open") == Some(0)
     })
     .await;
     assert!(connected, "the TLS connection to Redis is up");
     assert_eq!(get(addr, "/items/1", Some("tls-token")).await.status, 200);
-    let text = String::from_utf8(get(admin, "/metrics", None).await.body.to_vec()).unwrap();
+    let text = metrics::scrape(admin).await;
     assert_eq!(
-        series(&text, r#"permgate_shared_cache_total{result="stored"}"#),
+        metrics::series::<u64>(&text, r#"permgate_shared_cache_total{result="stored"}"#),
         Some(1),
         "{text}"
     );
@@ -698,10 +685,13 @@ async fn rediss_shares_the_cache_over_tls_and_never_falls_back_to_plain_text() {
     let other_file = other.write(certs.path(), "other");
     let (_gw2, addr2, admin2) = tls_fleet_member(&redis, &backend, &api, &other_file).await;
     assert_eq!(get(addr2, "/items/1", Some("tls-token")).await.status, 200);
-    let text = String::from_utf8(get(admin2, "/metrics", None).await.body.to_vec()).unwrap();
-    assert_eq!(series(&text, "permgate_shared_cache_breaker_open"), Some(1));
+    let text = metrics::scrape(admin2).await;
     assert_eq!(
-        series(&text, r#"permgate_shared_cache_total{result="stored"}"#),
+        metrics::series::<u64>(&text, "permgate_shared_cache_breaker_open"),
+        Some(1)
+    );
+    assert_eq!(
+        metrics::series::<u64>(&text, r#"permgate_shared_cache_total{result="stored"}"#),
         Some(0)
     );
     assert_eq!(redis.keys().iter().filter(|k| k.contains(":g:")).count(), 1);

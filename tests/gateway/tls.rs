@@ -534,7 +534,7 @@ async fn a_reload_serves_the_new_certificate_and_keeps_the_last_good_one() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let metrics = String::from_utf8(get(gw.admin, "/metrics", None).await.body.to_vec()).unwrap();
+    let metrics = metrics::scrape(gw.admin).await;
     assert!(
         metrics.contains(&format!(
             "permgate_tls_certificate_expiry_seconds {expiry}\n"

@@ -6,6 +6,7 @@
 //!   runs the gateway on its own threads until stopped;
 //! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
 //! * [`logs`]: log capture into memory;
+//! * [`metrics`]: scraping `/metrics` and reading a series;
 //! * [`redis`]: a real `redis-server` on a free port, for the shared cache;
 //! * [`tls_backend`]: a test CA (rcgen) and a recording server over TLS.
 // Each test crate uses a different part of this module.
@@ -15,6 +16,7 @@ pub mod backend;
 pub mod client;
 pub mod gateway;
 pub mod logs;
+pub mod metrics;
 pub mod permission_api;
 pub mod redis;
 pub mod tls_backend;

@@ -32,29 +32,12 @@ done
 
 HOST=127.0.0.1 BACKEND=19190 GRANTS=19191
 declare -A PORT=([A]=19192 [B]=19193) ADMIN=([A]=19194 [B]=19195) BIN=([A]=$A [B]=$B)
-for p in $BACKEND $GRANTS 19192 19193 19194 19195; do
-  if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
-done
+# shellcheck source=benches/common.sh
+. benches/common.sh
+ports_free $BACKEND $GRANTS 19192 19193 19194 19195
 cargo build --release --quiet --example bench_upstream
 
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-taskset -c 1 target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
-PIDS+=($!)
-cat >"$DIR/routes.toml" <<ROUTES
-[[route]]
-name = "credentials.get"
-methods = ["GET"]
-path = "/api/v2/integrations/credentials/{id}"
-require = ["bench:item:view"]
-ROUTES
+start_backend
 for side in A B; do
   cat >"$DIR/$side.toml" <<CONFIG
 [server]
@@ -79,9 +62,7 @@ CONFIG
   taskset -c 1 "${BIN[$side]}" run --config "$DIR/$side.toml" &
   PIDS+=($!)
 done
-for p in $BACKEND $GRANTS ${PORT[A]} ${PORT[B]}; do
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports $BACKEND $GRANTS ${PORT[A]} ${PORT[B]}
 
 TARGET=/api/v2/integrations/credentials/42
 declare -A RPS=() P99=()
@@ -99,7 +80,6 @@ for round in $(seq 1 "$ROUNDS"); do
   last() { awk '{print $NF}' <<<"$1"; }
   echo "round $round: A $(last "${RPS[A]}") B $(last "${RPS[B]}") req/s" >&2
 done
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 a=$(median <<<"${RPS[A]}") b=$(median <<<"${RPS[B]}")
 printf '%-3s %-50s %10s  %s\n' side binary "req/s" "p99 per round"
 printf '%-3s %-50s %10s  %s\n' A "$A" "$a" "${P99[A]}"

@@ -29,34 +29,17 @@ done
 ((${#missing[@]} == 0)) || { echo "missing: ${missing[*]}" >&2; exit 1; }
 
 HOST=127.0.0.1 BACKEND=19280 GRANTS=19281 PERMGATE=19282 ADMIN=19283 NGINX=19284
-for p in $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX; do
-  if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
-done
+# shellcheck source=benches/common.sh
+. benches/common.sh
+ports_free $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX
 cargo build --release --quiet --bin permgate --example bench_upstream
 
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
 
-taskset -c 1 target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
-PIDS+=($!)
-
-cat >"$DIR/routes.toml" <<ROUTES
-[[route]]
-name = "credentials.get"
-methods = ["GET"]
-path = "/api/v2/integrations/credentials/{id}"
-require = ["bench:item:view"]
-ROUTES
+start_backend
 cat >"$DIR/permgate.toml" <<CONFIG
 [server]
 listen = "$HOST:$PERMGATE"
@@ -113,9 +96,7 @@ NGINX
 taskset -c 1 nginx -c "$DIR/nginx.conf" -e "$DIR/nginx/error.log" &
 PIDS+=($!)
 
-for p in $BACKEND $GRANTS $PERMGATE $NGINX; do
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports $BACKEND $GRANTS $PERMGATE $NGINX
 
 TARGET=/api/v2/integrations/credentials/42
 AUTH='Authorization: Bearer bench-token'
@@ -137,7 +118,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
   echo "round $round done" >&2
 done
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 printf '%-9s %6s %18s %20s  %s\n' setup conns "keep-alive req/s" "new connections/s" "keep-alive p99 per round"
 for name in permgate nginx; do
   printf '%-9s %6s %18s %20s  %s\n' "$name" "$CONNS" "$(median <<<"${KEEP[$name]}")" "$(median <<<"${NEW[$name]}")" "${P99[$name]}"

@@ -1,0 +1,43 @@
+# Shared by the bench scripts (sourced, not run): a work folder, the
+# servers started (stopped on exit), port checks, the backend and
+# permission API with the one-route table every script measures, medians.
+# Expects HOST, BACKEND and GRANTS to be set.
+
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# Fails if any of the ports is taken on $HOST.
+ports_free() {
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
+  done
+}
+
+# Waits (at most 10 s each) until something listens on the ports.
+wait_ports() {
+  for p in "$@"; do
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && break; sleep 0.1; done
+  done
+}
+
+# The backend and permission API on CPU 1, and $DIR/routes.toml.
+start_backend() {
+  taskset -c 1 target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
+  PIDS+=($!)
+  cat >"$DIR/routes.toml" <<ROUTES
+[[route]]
+name = "credentials.get"
+methods = ["GET"]
+path = "/api/v2/integrations/credentials/{id}"
+require = ["bench:item:view"]
+ROUTES
+}
+
+# The median of whitespace-separated numbers on stdin.
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }

@@ -4,11 +4,24 @@ use std::process::ExitCode;
 
 use crate::decision::{ExplainRequest, Explanation, Grants, Refused, Verdict, explain};
 use crate::permission::{Permission, PermissionSet};
+use crate::routes::lint::Severity;
 use crate::routes::{Expectation, RouteTable, RouteTest};
 
+/// How `--lint` reports (README, "Linting a route table").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintMode {
+    /// Print warnings; they do not change the exit code.
+    Warn,
+    /// Print warnings and notes; neither changes the exit code.
+    All,
+    /// Print warnings; any warning makes the exit code 1.
+    Strict,
+}
+
 /// Loads the config, routes, grants and TLS files, runs every `[[test]]`, prints
-/// failures and a summary; exit code 0 when everything holds.
-pub fn run(config: &std::path::Path) -> ExitCode {
+/// failures and a summary, and lints the table when asked; exit code 0 when
+/// everything holds.
+pub fn run(config: &std::path::Path, lint: Option<LintMode>) -> ExitCode {
     let snapshot = match super::load_snapshot(config) {
         Ok(s) => s,
         Err(code) => return code,
@@ -38,11 +51,49 @@ pub fn run(config: &std::path::Path) -> ExitCode {
         ));
     }
     super::print_out(&format!("{summary}\n"));
-    if failed == 0 {
+    let lint_failed = lint.is_some_and(|mode| print_lint(table, mode) && mode == LintMode::Strict);
+    if failed == 0 && !lint_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Prints the lint findings `mode` shows and a count; whether there was a
+/// warning.
+fn print_lint(table: &RouteTable, mode: LintMode) -> bool {
+    let file = table.source.file.display();
+    let findings = crate::routes::lint::lint(table);
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    let notes = findings.len() - warnings;
+    let mut text = String::new();
+    for f in &findings {
+        if f.severity == Severity::Note && mode != LintMode::All {
+            continue;
+        }
+        text.push_str(&format!(
+            "{file}:{}: {}[{}]: {}\n",
+            f.line,
+            f.severity.as_str(),
+            f.kind.as_str(),
+            f.message
+        ));
+    }
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    text.push_str(&format!(
+        "lint: {}, {}",
+        plural(warnings, "warning"),
+        plural(notes, "note")
+    ));
+    if notes > 0 && mode != LintMode::All {
+        text.push_str(" (--lint=all shows the notes)");
+    }
+    text.push('\n');
+    super::print_out(&text);
+    warnings > 0
 }
 
 /// Loads the TLS certificate, key and client CA the config names, as a

@@ -5,6 +5,8 @@ mod demo;
 mod explain;
 mod secret;
 
+pub use check::LintMode;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,7 +38,13 @@ pub enum Command {
     Run,
     /// Validate the config, routes and grants files and run the routes
     /// file's [[test]] cases; exit 1 on any problem.
-    Check,
+    Check {
+        /// Also lint the route table: `warn` (the default when no value is
+        /// given) prints warnings, `all` also notes, `strict` prints
+        /// warnings and exits 1 if there is any.
+        #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "warn")]
+        lint: Option<LintMode>,
+    },
     /// Show how the route table decides one request.
     Explain {
         /// Request method, e.g. GET.
@@ -75,7 +83,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config, cli.log_format),
-        Command::Check => check::run(&cli.config),
+        Command::Check { lint } => check::run(&cli.config, lint),
         Command::Explain {
             method,
             path,

@@ -4,6 +4,7 @@
 //! changes afterwards; a reload builds a new one. Lookups take a path that
 //! [`crate::path::normalize`] has already canonicalized.
 
+pub mod lint;
 mod load;
 mod matcher;
 mod pattern;

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod explain;
 mod secret;
+mod suggest;
 
 pub use check::LintMode;
 
@@ -65,6 +66,18 @@ pub enum Command {
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
     },
+    /// Print [[route]] entries for the traffic no route matched, from the
+    /// coverage the running gateway recorded, and list the routes nothing
+    /// used.
+    Suggest {
+        /// Coverage JSON saved from /admin/coverage, instead of asking the
+        /// admin listener.
+        #[arg(long)]
+        coverage: Option<PathBuf>,
+        /// Admin listener to ask (host:port), instead of [admin] listen.
+        #[arg(long, conflicts_with = "coverage")]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Read a Bearer token from stdin and print its token_sha256.
     HashToken,
     /// Read a password from stdin and print its argon2id password_hash.
@@ -102,6 +115,9 @@ pub fn main() -> ExitCode {
                 anonymous,
             },
         ),
+        Command::Suggest { coverage, admin } => {
+            suggest::run(&cli.config, coverage.as_deref(), admin)
+        }
         Command::HashToken => secret::hash_token_command(),
         Command::HashPassword => secret::hash_password_command(),
         Command::Demo { port } => demo::run(port, cli.log_format),

@@ -173,7 +173,7 @@ fn method_name(m: &Option<Method>) -> &str {
 
 /// A segment value no route has as a static segment: an example path built
 /// with it matches only `{param}` and `{*rest}` where it stands.
-fn fresh_value(routes: &[Route]) -> String {
+pub fn fresh_value(routes: &[Route]) -> String {
     let statics: HashSet<&str> = routes
         .iter()
         .flat_map(|r| r.pattern.segments.iter())
@@ -227,7 +227,7 @@ fn same_access(a: &Route, b: &Route) -> bool {
 }
 
 /// Whether some path matches both patterns.
-fn overlap(a: &Route, b: &Route) -> bool {
+pub fn overlap(a: &Route, b: &Route) -> bool {
     let (x, y) = (&a.pattern.segments, &b.pattern.segments);
     for i in 0.. {
         match (x.get(i), y.get(i)) {
@@ -245,7 +245,7 @@ fn overlap(a: &Route, b: &Route) -> bool {
 
 /// A path both patterns match (they overlap): statics where either has one,
 /// `fresh` for parameters.
-fn example_path(a: &Route, b: &Route, fresh: &str) -> String {
+pub fn example_path(a: &Route, b: &Route, fresh: &str) -> String {
     let (x, y) = (&a.pattern.segments, &b.pattern.segments);
     let mut out = String::new();
     let mut trailing = a.pattern.trailing_slash || b.pattern.trailing_slash;

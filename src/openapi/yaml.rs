@@ -1,0 +1,85 @@
+//! YAML documents as JSON values, so one model serves both formats.
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// A YAML syntax error with its 1-based line and column.
+#[derive(Debug)]
+pub struct YamlError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Parses the first document of `text`. Mapping keys that are not strings
+/// (`200:` in `responses`) become their text.
+pub fn parse(text: &str) -> Result<Value, YamlError> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| YamlError {
+        line: e.marker().line(),
+        column: e.marker().col() + 1,
+        message: e.info().to_string(),
+    })?;
+    Ok(docs.into_iter().next().map_or(Value::Null, to_json))
+}
+
+fn to_json(y: Yaml) -> Value {
+    match y {
+        Yaml::Real(s) => s
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map_or(Value::String(s), Value::Number),
+        Yaml::Integer(i) => Value::Number(i.into()),
+        Yaml::String(s) => Value::String(s),
+        Yaml::Boolean(b) => Value::Bool(b),
+        Yaml::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Yaml::Hash(hash) => {
+            let mut map = Map::with_capacity(hash.len());
+            for (k, v) in hash {
+                map.insert(key_text(k), to_json(v));
+            }
+            Value::Object(map)
+        }
+        Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => Value::Null,
+    }
+}
+
+fn key_text(k: Yaml) -> String {
+    match k {
+        Yaml::String(s) | Yaml::Real(s) => s,
+        Yaml::Integer(i) => i.to_string(),
+        Yaml::Boolean(b) => b.to_string(),
+        other => to_json(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_scalars_lists_and_maps() {
+        let v = parse("a: 1\nb: [x, 2.5, true]\n200:\n  c: ~\n").unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 1, "b": ["x", 2.5, true], "200": {"c": null}})
+        );
+    }
+
+    #[test]
+    fn anchors_are_copied() {
+        let v = parse("base: &b {type: ANY}\nuse: *b\n").unwrap();
+        assert_eq!(v["use"], serde_json::json!({"type": "ANY"}));
+    }
+
+    #[test]
+    fn errors_have_line_and_column() {
+        let e = parse("a: 1\nb: [x,\n  c: d: e\n").unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+        assert!(e.column >= 1);
+        assert!(!e.message.is_empty());
+    }
+}

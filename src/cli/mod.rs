@@ -15,6 +15,8 @@ use crate::Gateway;
 use crate::config::{Config, LogFormat};
 use crate::server::{Listeners, serve_blocking, stop_signal};
 
+pub use import::failing_tests;
+
 /// HTTP reverse proxy that enforces a route table of permissions.
 #[derive(Parser, Debug)]
 #[command(name = "permgate", version, about)]

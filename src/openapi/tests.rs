@@ -371,6 +371,14 @@ fn paths_permgate_cannot_express_are_reported() {
     assert!(access(&table, "empty").is_none());
     let star = table.routes().iter().find(|r| &*r.name == "star").unwrap();
     assert_eq!(&*star.path, "/glob/*", "kept, literal");
+    let word = |path: &str| {
+        let grants = Grants::from_lists("t", &[], &[]).unwrap();
+        let request = ExplainRequest::parse("GET", path, []).unwrap();
+        let e = explain(&table, &request, Some(&grants));
+        (e.route.map(|r| r.name.to_string()), e.word())
+    };
+    assert_eq!(word("/glob/*"), (Some("star".into()), "allow"));
+    assert_eq!(word("/glob/anything"), (None, "deny"), "not a wildcard");
     assert!(
         out.report
             .warnings

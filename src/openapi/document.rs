@@ -78,8 +78,11 @@ impl Document {
             serde_json::from_str(text)
                 .map_err(|e| at(e.line(), e.column(), format!("invalid JSON: {e}")))?
         } else {
-            super::yaml::parse(text)
-                .map_err(|e| at(e.line, e.column, format!("invalid YAML: {}", e.message)))?
+            super::yaml::parse(text).map_err(|e| ConfigError {
+                file: file.to_path_buf(),
+                position: e.position,
+                message: format!("invalid YAML: {}", e.message),
+            })?
         };
         let text_of = |key: &str| match root.get(key) {
             Some(Value::String(s)) => Some(s.clone()),

@@ -99,7 +99,7 @@ pub fn stated(
 ) -> Result<Stated, String> {
     match source {
         PermissionSource::Extension(name) => extension(doc, op, name),
-        PermissionSource::Scopes => Ok(scopes(op.security, oauth)),
+        PermissionSource::Scopes => scopes(op.security, oauth),
         PermissionSource::Template(t) => template(t, op, params).map(|p| Stated {
             all: vec![p],
             ..Stated::default()
@@ -108,7 +108,7 @@ pub fn stated(
             if op.value.get(DEFAULT_EXTENSION).is_some() {
                 extension(doc, op, DEFAULT_EXTENSION)
             } else {
-                Ok(scopes(op.security, oauth))
+                scopes(op.security, oauth)
             }
         }
     }
@@ -150,32 +150,44 @@ fn extension(doc: &Document, op: &Operation<'_>, name: &str) -> Result<Stated, S
 
 /// OAuth2 scopes of the security requirements in force. One requirement
 /// object: all its scopes. Several of one scope each: any of them. Any other
-/// mix: the first object, with a warning.
-fn scopes(security: Option<&Value>, oauth: &[String]) -> Stated {
-    let Some(objects) = security.and_then(Value::as_array) else {
-        return Stated::default();
+/// mix: the first object, with a warning. A list given for a scheme that is
+/// not a defined OAuth2 scheme (OpenAPI 3.1 roles, an undefined name) is
+/// required too, with a warning: dropping it would widen access.
+fn scopes(security: Option<&Value>, oauth: &[String]) -> Result<Stated, String> {
+    let Some(security) = security else {
+        return Ok(Stated::default());
     };
-    let scopes_of = |object: &Value| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for (scheme, list) in object.as_object().into_iter().flatten() {
-            if !oauth.contains(scheme) {
-                continue;
-            }
-            for s in list
+    let objects = security
+        .as_array()
+        .ok_or("\"security\" is not a list of requirement objects")?;
+    let mut warnings = Vec::new();
+    let mut sets: Vec<Vec<String>> = Vec::with_capacity(objects.len());
+    for object in objects {
+        let object = object
+            .as_object()
+            .ok_or("a security requirement is not an object")?;
+        let mut set: Vec<String> = Vec::new();
+        for (scheme, list) in object {
+            let list = list
                 .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if !out.iter().any(|o| o == s) {
-                    out.push(s.to_string());
+                .ok_or_else(|| format!("security scheme {scheme}: scopes are not a list"))?;
+            if !list.is_empty() && !oauth.contains(scheme) {
+                warnings.push(format!(
+                    "security scheme {scheme} is not a defined OAuth2 scheme; its list is required as scopes"
+                ));
+            }
+            for scope in list {
+                let scope = scope
+                    .as_str()
+                    .ok_or_else(|| format!("security scheme {scheme}: a scope is not a string"))?;
+                if !set.iter().any(|o| o == scope) {
+                    set.push(scope.to_string());
                 }
             }
         }
-        out
-    };
-    let sets: Vec<Vec<String>> = objects.iter().map(scopes_of).collect();
-    match sets.as_slice() {
+        sets.push(set);
+    }
+    let mut stated = match sets.as_slice() {
         [] => Stated::default(),
         [one] => Stated {
             all: one.clone(),
@@ -199,7 +211,9 @@ fn scopes(security: Option<&Value>, oauth: &[String]) -> Stated {
                 }
             )],
         },
-    }
+    };
+    stated.warnings.extend(warnings);
+    Ok(stated)
 }
 
 /// The action word for a method: view, add, edit, delete.

@@ -68,7 +68,10 @@ fn scopes_one_object_several_single_scopes_and_a_mix() {
         "/any": {"get": {"operationId": "any", "security": [{"oauth": ["a:read"]}, {"oauth": ["b:read"]}]}},
         "/mix": {"get": {"operationId": "mix", "security": [{"oauth": ["a:read", "b:read"]}, {"oauth": ["c:read"]}]}},
         "/none": {"get": {"operationId": "none", "security": []}},
-        "/keyonly": {"get": {"operationId": "keyonly", "security": [{"key": []}]}}
+        "/keyonly": {"get": {"operationId": "keyonly", "security": [{"key": []}]}},
+        "/roles": {"get": {"operationId": "roles", "security": [{"key": ["admin"]}]}},
+        "/undefined": {"get": {"operationId": "undefined", "security": [{"nope": ["u:read"]}]}},
+        "/broken": {"get": {"operationId": "broken", "security": {"oauth": ["a:read"]}}}
     }));
     let out = run(&doc, "scopes");
     let table = load(&out);
@@ -95,6 +98,22 @@ fn scopes_one_object_several_single_scopes_and_a_mix() {
         assert_eq!(access(&table, name).unwrap(), (vec![], vec![]));
     }
     assert_eq!(out.report.authenticated_only, 2);
+    // Lists of other or undefined schemes are required too: never wider.
+    assert_eq!(access(&table, "roles").unwrap(), (strs(&["admin"]), vec![]));
+    assert_eq!(
+        access(&table, "undefined").unwrap(),
+        (strs(&["u:read"]), vec![])
+    );
+    assert!(
+        out.report
+            .warnings
+            .iter()
+            .any(|(op, w)| op == "undefined" && w.contains("not a defined OAuth2"))
+    );
+    assert!(
+        access(&table, "broken").is_none(),
+        "a malformed security is left out"
+    );
     assert!(
         out.text
             .contains("# no permission in the description: any authenticated caller\n[[route]]\nname = \"keyonly\"")

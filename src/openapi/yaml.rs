@@ -3,13 +3,14 @@
 use serde_json::{Map, Number, Value};
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// A YAML syntax error with its 1-based line and column.
+/// Deepest nesting of lists and maps accepted (as serde_json's limit).
+const MAX_DEPTH: usize = 128;
+
+/// A YAML error, with its 1-based line and column when it is a syntax error.
 #[derive(Debug)]
 pub struct YamlError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
+    /// 1-based line and column.
+    pub position: Option<(usize, usize)>,
     /// What is wrong.
     pub message: String,
 }
@@ -18,15 +19,22 @@ pub struct YamlError {
 /// (`200:` in `responses`) become their text.
 pub fn parse(text: &str) -> Result<Value, YamlError> {
     let docs = YamlLoader::load_from_str(text).map_err(|e| YamlError {
-        line: e.marker().line(),
-        column: e.marker().col() + 1,
+        position: Some((e.marker().line(), e.marker().col() + 1)),
         message: e.info().to_string(),
     })?;
-    Ok(docs.into_iter().next().map_or(Value::Null, to_json))
+    let first = docs.into_iter().next().unwrap_or(Yaml::Null);
+    to_json(first, 0).ok_or_else(|| YamlError {
+        position: None,
+        message: format!("lists and maps nest deeper than {MAX_DEPTH} levels"),
+    })
 }
 
-fn to_json(y: Yaml) -> Value {
-    match y {
+/// `None` when nesting goes deeper than [`MAX_DEPTH`].
+fn to_json(y: Yaml, depth: usize) -> Option<Value> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    Some(match y {
         Yaml::Real(s) => s
             .parse::<f64>()
             .ok()
@@ -35,16 +43,21 @@ fn to_json(y: Yaml) -> Value {
         Yaml::Integer(i) => Value::Number(i.into()),
         Yaml::String(s) => Value::String(s),
         Yaml::Boolean(b) => Value::Bool(b),
-        Yaml::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Yaml::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| to_json(i, depth + 1))
+                .collect::<Option<_>>()?,
+        ),
         Yaml::Hash(hash) => {
             let mut map = Map::with_capacity(hash.len());
             for (k, v) in hash {
-                map.insert(key_text(k), to_json(v));
+                map.insert(key_text(k), to_json(v, depth + 1)?);
             }
             Value::Object(map)
         }
         Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => Value::Null,
-    }
+    })
 }
 
 fn key_text(k: Yaml) -> String {
@@ -52,7 +65,7 @@ fn key_text(k: Yaml) -> String {
         Yaml::String(s) | Yaml::Real(s) => s,
         Yaml::Integer(i) => i.to_string(),
         Yaml::Boolean(b) => b.to_string(),
-        other => to_json(other).to_string(),
+        other => to_json(other, MAX_DEPTH).unwrap_or(Value::Null).to_string(),
     }
 }
 
@@ -78,8 +91,15 @@ mod tests {
     #[test]
     fn errors_have_line_and_column() {
         let e = parse("a: 1\nb: [x,\n  c: d: e\n").unwrap_err();
-        assert!(e.line >= 2, "{e:?}");
-        assert!(e.column >= 1);
+        let (line, column) = e.position.unwrap();
+        assert!(line >= 2 && column >= 1, "{e:?}");
         assert!(!e.message.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        assert!(parse(&deep).unwrap_err().message.contains("nest deeper"));
+        assert!(parse(&"[".repeat(100)).is_err());
     }
 }

@@ -105,7 +105,8 @@ fn print_report(file: &Path, r: &Report) {
 }
 
 /// Writes `text` to a temporary file beside `path` and renames it over
-/// `path`, so a failure never leaves a half-written or emptied file.
+/// `path`, so a failure never leaves a half-written or emptied file. An
+/// existing file's permission bits are kept.
 fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -117,6 +118,9 @@ fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::File::create_new(&temp).and_then(|mut f| {
         f.write_all(text.as_bytes())?;
+        if let Ok(old) = std::fs::metadata(path) {
+            f.set_permissions(old.permissions())?;
+        }
         f.sync_all()
     });
     let result = written.and_then(|()| std::fs::rename(&temp, path));

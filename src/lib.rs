@@ -20,6 +20,7 @@
 //! | [`admin`] | the admin listener: health, readiness, `/metrics`, `/admin/*` and its dashboard page |
 //! | [`telemetry`] | tracing setup and the access log |
 //! | [`metrics`] | per-worker counters, `/metrics`, route coverage |
+//! | [`openapi`] | `import-openapi`: an OpenAPI or Swagger document turned into a routes file |
 //! | [`demo`] | the embedded example credential API for `permgate demo` |
 //! | [`request_id`] | `X-Request-Id` |
 //! | [`common`] | a leaf of helpers several layers share: hex, SHA-256, keys, header names |
@@ -34,6 +35,7 @@ pub mod demo;
 pub mod gateway;
 pub mod grants;
 pub mod metrics;
+pub mod openapi;
 pub mod path;
 pub mod permission;
 pub mod proxy;

@@ -3,6 +3,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::config_with_routes;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -22,18 +24,6 @@ fn run(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A config folder with the example Genesys routes file and `routes` replacing it.
-fn config_with_routes(routes: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo("config/permgate.toml"),
-        dir.path().join("permgate.toml"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
-    dir
 }
 
 #[test]

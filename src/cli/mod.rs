@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod explain;
+mod import;
 mod secret;
 mod suggest;
 
@@ -16,6 +17,8 @@ use clap::{Parser, Subcommand};
 use crate::Gateway;
 use crate::config::{Config, LogFormat};
 use crate::server::{Listeners, serve_blocking, stop_signal};
+
+pub use import::failing_tests;
 
 /// HTTP reverse proxy that enforces a route table of permissions.
 #[derive(Parser, Debug)]
@@ -89,6 +92,20 @@ pub enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Write a routes file from an OpenAPI 3.x or Swagger 2.0 document
+    /// (JSON or YAML).
+    ImportOpenapi {
+        /// The API description.
+        file: PathBuf,
+        /// Where permissions come from: extension:NAME, scopes, template:T,
+        /// or default (extension x-permissions, else scopes).
+        #[arg(long, default_value = "default")]
+        permissions: String,
+        /// The routes file to write (replaced only on success); stdout when
+        /// omitted.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -121,6 +138,11 @@ pub fn main() -> ExitCode {
         Command::HashToken => secret::hash_token_command(),
         Command::HashPassword => secret::hash_password_command(),
         Command::Demo { port } => demo::run(port, cli.log_format),
+        Command::ImportOpenapi {
+            file,
+            permissions,
+            output,
+        } => import::run(&file, &permissions, output.as_deref()),
     }
 }
 

@@ -61,3 +61,33 @@ pub fn tool(name: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// A test data file that a script fetches (e.g.
+/// `tests/data/fetch-github-openapi.sh`), relative to the repository. Under
+/// `CI=true` a missing file fails the test; elsewhere the test is skipped
+/// with a message on stderr naming the script.
+pub fn fetched_data(path: &str, script: &str) -> Option<std::path::PathBuf> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if file.is_file() {
+        return Some(file);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{path} is missing; .ci/run fetches it with {script}"
+    );
+    eprintln!("SKIPPED: {path} is missing; run {script} to fetch it");
+    None
+}
+
+/// A config folder with the example config (`config/permgate.toml`) and
+/// `routes` as its routes file, for `permgate check`.
+pub fn config_with_routes(routes: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/permgate.toml"),
+        dir.path().join("permgate.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    dir
+}

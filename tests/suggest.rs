@@ -122,7 +122,7 @@ async fn suggested_routes_pass_check_and_match_the_unmatched_traffic_after_a_rel
 
     // The item route takes the access of the route of its parent path;
     // /api/gizmos that of its sibling /api/widgets.
-    let item = "[[route]]\nname = \"api.widgets.get\"\nmethods = [\"GET\"]\npath = \"/api/widgets/{widgetId}\"\nrequire = [\"widgets:view\"]\n";
+    let item = "[[route]]\nname = \"widget.get\"\nmethods = [\"GET\"]\npath = \"/api/widgets/{widgetId}\"\nrequire = [\"widgets:view\"]\n";
     assert!(suggested.contains(item), "{suggested}");
     assert!(
         suggested.contains(
@@ -130,7 +130,7 @@ async fn suggested_routes_pass_check_and_match_the_unmatched_traffic_after_a_rel
         ),
         "{suggested}"
     );
-    let gizmos = "[[route]]\nname = \"api.gizmos.get\"\nmethods = [\"GET\"]\npath = \"/api/gizmos\"\nrequire = [\"widgets:view\"]\n";
+    let gizmos = "[[route]]\nname = \"gizmos.get\"\nmethods = [\"GET\"]\npath = \"/api/gizmos\"\nrequire = [\"widgets:view\"]\n";
     assert!(suggested.contains(gizmos), "{suggested}");
     // No DELETE route to copy from: printed commented out, with a TODO.
     assert!(
@@ -138,7 +138,7 @@ async fn suggested_routes_pass_check_and_match_the_unmatched_traffic_after_a_rel
         "{suggested}"
     );
     assert!(
-        suggested.contains("# [[route]]\n# name = \"api.widgets.delete\"\n# methods = [\"DELETE\"]\n# path = \"/api/widgets/{widgetId}\"\n# require = []\n"),
+        suggested.contains("# [[route]]\n# name = \"widget.delete\"\n# methods = [\"DELETE\"]\n# path = \"/api/widgets/{widgetId}\"\n# require = []\n"),
         "{suggested}"
     );
     assert!(
@@ -186,8 +186,8 @@ async fn suggested_routes_pass_check_and_match_the_unmatched_traffic_after_a_rel
     assert_eq!(send(&gw, "GET", "/api/gizmos").await, 200);
     assert_eq!(send(&gw, "DELETE", "/api/widgets/8").await, 200);
     let after = coverage(gw.admin).await;
-    assert_eq!(route_counts(&after, "api.widgets.get"), Some(1), "{after}");
-    assert_eq!(route_counts(&after, "api.gizmos.get"), Some(1), "{after}");
+    assert_eq!(route_counts(&after, "widget.get"), Some(1), "{after}");
+    assert_eq!(route_counts(&after, "gizmos.get"), Some(1), "{after}");
     assert_eq!(unmatched_count(&after, "GET", "/api/widgets/{id}"), 4);
     assert_eq!(unmatched_count(&after, "GET", "/api/gizmos"), 1);
     // The commented-out DELETE route changed nothing: still the default.
@@ -196,13 +196,13 @@ async fn suggested_routes_pass_check_and_match_the_unmatched_traffic_after_a_rel
     // Asked again, nothing new to suggest for what now matches.
     let again = suggest_from(&gw);
     assert!(
-        again.contains(" is now matched by \"api.widgets.get\""),
+        again.contains(" is now matched by \"widget.get\""),
         "{again}"
     );
     // The deeper shape now has a parent route to take its access from.
     assert_eq!(again.matches("\n[[route]]").count(), 1, "{again}");
     assert!(
-        again.contains("# access copied from \"api.widgets.get\" (line 30), the GET route of its parent path: check it\n[[route]]\nname = \"api.widgets.history.get\""),
+        again.contains("# access copied from \"widget.get\" (line 30), the GET route of its parent path: check it\n[[route]]\nname = \"widget.history.get\""),
         "{again}"
     );
 }

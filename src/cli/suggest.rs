@@ -238,12 +238,33 @@ fn render_entries(table: &RouteTable, proposals: &[Proposal]) -> String {
                      # so the entry is commented out: fill in require, then uncomment it.\n",
                     table.default.as_str()
                 ));
+                out.push_str(&same_path_routes(table, &p.path));
                 entry.push_str("require = []\n");
                 for line in entry.lines() {
                     out.push_str(&format!("# {line}\n"));
                 }
             }
         }
+    }
+    out
+}
+
+/// A comment naming the routes of other methods on exactly `path`, and what
+/// they ask: a hint for the `require` to fill in.
+fn same_path_routes(table: &RouteTable, path: &str) -> String {
+    let Ok(pattern) = crate::routes::PathPattern::parse(path, &table.normalize) else {
+        return String::new();
+    };
+    let shape = pattern.shape();
+    let mut out = String::new();
+    for r in table.routes().iter().filter(|r| r.pattern.shape() == shape) {
+        out.push_str(&format!(
+            "#   for comparison, {:?} (line {}), {} on this path: {}\n",
+            r.name,
+            r.line,
+            r.methods_label(),
+            crate::routes::lint::describe_access(r)
+        ));
     }
     out
 }

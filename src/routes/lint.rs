@@ -201,7 +201,9 @@ fn strength(r: &Route) -> u8 {
     }
 }
 
-fn describe_access(r: &Route) -> String {
+/// What a route asks, in words: `public`, `authentication only`,
+/// `require [a, b]`…
+pub fn describe_access(r: &Route) -> String {
     let mut s = match &r.access {
         Access::Public => "public".to_string(),
         Access::Authenticated => "authentication only".to_string(),

@@ -267,22 +267,11 @@ fn propose(table: &RouteTable, u: &Unmatched, names: &mut HashSet<String>) -> Pr
             format!("{text} is not a valid route path: {e}"),
         );
     }
-    let words: Vec<&str> = segs
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Static(w) => Some(w.as_str()),
-            _ => None,
-        })
-        .collect();
-    let base = if words.is_empty() {
-        format!("root.{}", method.as_str().to_ascii_lowercase())
-    } else {
-        format!(
-            "{}.{}",
-            words.join("."),
-            method.as_str().to_ascii_lowercase()
-        )
-    };
+    let base = format!(
+        "{}.{}",
+        route_name(&segs),
+        method.as_str().to_ascii_lowercase()
+    );
     let name = unique(&base, |n| names.contains(n), ".");
     names.insert(name.clone());
 
@@ -327,6 +316,35 @@ fn propose(table: &RouteTable, u: &Unmatched, names: &mut HashSet<String>) -> Pr
         require_any,
         outcome,
     }
+}
+
+/// A route name from the path, before the method: the last static segment
+/// (singular when parameters follow it: an item), after the resource it
+/// belongs to when a parameter stands between them. `/widgets` →
+/// `widgets`, `/widgets/{id}` → `widget`, `/widgets/{id}/history` →
+/// `widget.history`, `/` → `root`.
+pub fn route_name(segs: &[Segment]) -> String {
+    let statics: Vec<usize> = (0..segs.len())
+        .filter(|&i| matches!(segs[i], Segment::Static(_)))
+        .collect();
+    let word = |i: usize| match &segs[i] {
+        Segment::Static(w) => w.as_str(),
+        _ => "",
+    };
+    let Some(&last) = statics.last() else {
+        return "root".into();
+    };
+    let mut name = if last + 1 < segs.len() {
+        singular(word(last))
+    } else {
+        word(last).to_string()
+    };
+    if let Some(&before) = statics.iter().rev().nth(1) {
+        if before + 1 < last {
+            name = format!("{}.{name}", singular(word(before)));
+        }
+    }
+    name
 }
 
 /// `base`, or `base` + separator + 2, 3, … until `taken` says no.

@@ -39,6 +39,13 @@ fn parameters_are_named_after_the_segment_before_them() {
 #[test]
 fn names_are_unique_within_a_path_and_across_routes() {
     let t = table("[[route]]\nname = \"users.get\"\nmethods = [\"PUT\"]\npath = \"/zzz\"\n");
+    let names = |shape: &str| route_name(&segments_of(shape));
+    assert_eq!(names("/api/widgets"), "widgets");
+    assert_eq!(names("/api/widgets/{id}"), "widget");
+    assert_eq!(names("/api/widgets/{id}/history"), "widget.history");
+    assert_eq!(names("/api/widgets/export"), "export");
+    assert_eq!(names("/{id}"), "root");
+    assert_eq!(names("/"), "root");
     let p = plan(
         &t,
         &[
@@ -50,9 +57,9 @@ fn names_are_unique_within_a_path_and_across_routes() {
     assert_eq!(p[0].path, "/users/{userId}/{id}");
     assert_eq!(p[1].path, "/users/{userId}/users/{userId2}");
     assert_eq!(p[2].path, "/users/{userId}");
-    assert_eq!(p[0].name, "users.get.2", "users.get is taken");
-    assert_eq!(p[1].name, "users.users.get");
-    assert_eq!(p[2].name, "users.get.3");
+    assert_eq!(p[0].name, "user.get");
+    assert_eq!(p[1].name, "user.user.get");
+    assert_eq!(p[2].name, "user.get.2", "user.get is taken");
     for q in &p {
         assert!(matches!(q.outcome, Outcome::NoSibling { .. }), "{q:?}");
     }

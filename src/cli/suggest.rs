@@ -104,9 +104,14 @@ pub fn run(
         }
     }
     let mut out = format!(
-        "\n# permgate suggest: {} unmatched shapes from {from} (since {}).\n\
+        "\n# permgate suggest: {} unmatched shape{} from {from} (since {}).\n\
          # Review every require before appending this to {}.\n",
         coverage.unmatched.len(),
+        if coverage.unmatched.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         coverage.since,
         config.routes_file.display()
     );

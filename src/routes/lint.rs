@@ -282,9 +282,10 @@ fn winner(table: &RouteTable, method: &Option<Method>, path: &str) -> Option<usi
     routes.iter().position(|r| std::ptr::eq(r, found.route))
 }
 
-/// Joins method names, or says "every method".
+/// Joins method names, or says "every method" when the pair meets in every
+/// method's matcher, including that of methods no route lists.
 fn methods_phrase(methods: &[&str], all: usize) -> String {
-    if methods.len() == all && all > 1 {
+    if methods.len() == all && methods.contains(&method_name(&None)) {
         "every method".into()
     } else {
         methods.join(", ")

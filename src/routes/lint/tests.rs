@@ -400,3 +400,38 @@ fn audit_mode_counts_as_asking_nothing() {
     assert_eq!(f[0].severity, Severity::Warning);
     assert!(f[0].message.contains("audit mode"), "{}", f[0].message);
 }
+
+#[test]
+fn duplicates_after_normalization_are_load_errors_not_findings() {
+    let load = |text: &str| {
+        crate::routes::parse(text, Path::new("routes.toml"), &["default".into()]).map(|_| ())
+    };
+    let ci = "[normalize]\ncase_insensitive = true\n\n".to_string()
+        + &route("a", "\"GET\"", "/Items/{id}", "")
+        + &route("b", "\"GET\"", "/items/{itemId}", "");
+    let err = load(&ci).unwrap_err().to_string();
+    assert!(err.contains("conflicts with route \"a\""), "{err}");
+    let slash = "[normalize]\ntrailing_slash = \"ignore\"\n\n".to_string()
+        + &route("a", "\"GET\"", "/items/", "")
+        + &route("b", "\"GET\"", "/items", "");
+    assert!(load(&slash).is_err());
+    // Strict trailing slashes: two different paths, no finding either.
+    let strict = route("a", "\"GET\"", "/items/", "") + &route("b", "\"GET\"", "/items", "");
+    assert_eq!(lint_of(&strict), []);
+}
+
+#[test]
+fn an_any_method_pair_says_every_method() {
+    let text = route("all", "*", "/a/{id}", "require = [\"a:view\"]")
+        + &route("export", "*", "/a/export", "require = [\"a:export\"]")
+        + &route("other", "\"GET\"", "/b", "require = [\"b\"]");
+    let findings = lint_of(&text);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert!(
+        findings[0]
+            .message
+            .contains("for every method, \"export\" wins"),
+        "{}",
+        findings[0].message
+    );
+}

@@ -228,6 +228,7 @@ pub struct FaultyBackend {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Received>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Size of the `/big/…` body.
@@ -240,12 +241,24 @@ impl FaultyBackend {
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = Arc::clone(&log);
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conns = Arc::clone(&connections);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(serve_faults(stream, Arc::clone(&l)));
             }
         });
-        FaultyBackend { addr, log }
+        FaultyBackend {
+            addr,
+            log,
+            connections,
+        }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Everything received so far.

@@ -140,6 +140,17 @@ async fn bytes_past_content_length_are_never_read_as_the_next_answer() {
         21,
         "each connection with left-over bytes was closed, each clean one reused"
     );
+    // The extra bytes arrive while the connection is idle in the pool.
+    for i in 0..10 {
+        let r = get(gw.addr, &format!("/extra-late/{i}"), None).await;
+        assert_eq!(r.body, "ok");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let path = format!("/ok/late-{i}");
+        let r = get(gw.addr, &path, None).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+        assert_eq!(r.body, path.as_bytes(), "{path} read the left-over bytes");
+    }
+    assert_eq!(backend.connections(), 31);
     // And concurrently.
     let innocent: Vec<_> = (0..3)
         .map(|c| tokio::spawn(innocent_client(gw.addr, format!("c{c}"), 20)))
@@ -151,7 +162,7 @@ async fn bytes_past_content_length_are_never_read_as_the_next_answer() {
         c.await.unwrap();
     }
     assert_eq!(backend.received_under("/extra/").len(), 40);
-    assert_eq!(backend.received_under("/ok/").len(), 90);
+    assert_eq!(backend.received_under("/ok/").len(), 100);
 }
 
 #[tokio::test]
@@ -160,9 +171,21 @@ async fn an_answer_before_the_body_was_read_reaches_that_client() {
     let innocent = tokio::spawn(innocent_client(gw.addr, "a".into(), 30));
     let body = vec![b'u'; 256 * 1024];
     for i in 0..5 {
+        // A lingering close: the answer always arrives.
         let r = request(gw.addr, "POST", &format!("/early/{i}"), &[], body.clone()).await;
-        // The upstream's own answer, or 502 when its close reset the
-        // connection before the answer was read.
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(r.body, "refused");
+        // A close with the body unread resets the connection, which may
+        // destroy the answer before it is read: the upstream's answer or
+        // 502, never anything else.
+        let r = request(
+            gw.addr,
+            "POST",
+            &format!("/early-rst/{i}"),
+            &[],
+            body.clone(),
+        )
+        .await;
         match r.status {
             400 => assert_eq!(r.body, "refused"),
             502 => assert_eq!(r.json()["code"], "upstream_unavailable"),
@@ -170,9 +193,22 @@ async fn an_answer_before_the_body_was_read_reaches_that_client() {
         }
     }
     innocent.await.unwrap();
-    let early = backend.received_under("/early/");
-    assert_eq!(early.len(), 5);
-    assert!(early.iter().all(|r| !r.body_complete));
+    for fault in ["/early/", "/early-rst/"] {
+        let early = backend.received_under(fault);
+        assert_eq!(early.len(), 5);
+        assert!(
+            early
+                .iter()
+                .all(|r| !r.body_complete || r.request.body.len() == body.len())
+        );
+    }
+    assert!(
+        backend
+            .received_under("/early-rst/")
+            .iter()
+            .all(|r| !r.body_complete),
+        "the resetting upstream never read a body"
+    );
     assert_eq!(backend.received_under("/ok/").len(), 30);
 }
 

@@ -216,9 +216,11 @@ pub struct Received {
 /// * `/reset-head/…`: a TCP reset instead of an answer;
 /// * `/reset/…`: announces 100000 body bytes, sends 1000, then resets;
 /// * `/extra/…`: `Content-Length: 2` followed by more bytes than that (a
-///   whole second response, in the same write);
-/// * `/early/…`: 400 before reading the request body, then closes without
-///   reading it;
+///   whole second response, in the same write); `/extra-late/…` sends the
+///   extra response 20 ms after the first;
+/// * `/early/…`: 400 before reading the request body, then a lingering
+///   close (reads and drops the body); `/early-rst/…` closes at once
+///   without reading it, which resets the connection;
 /// * `/silent/…`: never answers (holds the connection until the peer
 ///   closes, at most 30 s).
 ///
@@ -331,13 +333,21 @@ async fn serve_faults(mut stream: tokio::net::TcpStream, log: Arc<Mutex<Vec<Rece
                 let _ = stream.set_zero_linger();
                 return;
             }
-            "early" => {
+            "early" | "early-rst" => {
                 let _ = stream
                     .write_all(
                         b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\
                           content-length: 7\r\nconnection: close\r\n\r\nrefused",
                     )
                     .await;
+                if fault == "early" {
+                    // A lingering close: no more writes, the rest of the
+                    // body is read and dropped, so no reset follows.
+                    let _ = stream.shutdown().await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf))
+                            .await;
+                }
                 return;
             }
             "silent" => {
@@ -386,6 +396,15 @@ async fn serve_faults(mut stream: tokio::net::TcpStream, log: Arc<Mutex<Vec<Rece
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let _ = stream.set_zero_linger();
                 return;
+            }
+            "extra-late" => {
+                let first = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let ok = stream.write_all(first).await.is_ok();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ok && stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\ngarbage")
+                    .await
+                    .is_ok()
             }
             "extra" => stream
                 .write_all(

@@ -308,3 +308,87 @@ async fn a_connection_flood_past_max_connections_waits_and_loses_nothing() {
     assert_eq!(backend.count(), 65);
     fds_settle(&gw, fds, 0).await;
 }
+
+/// The HTTP/2 preface and an empty SETTINGS frame.
+const H2_OPENING: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+/// A HEADERS frame on stream 1 whose header block never ends (no
+/// END_HEADERS, and no CONTINUATION follows): `:method: GET`.
+const H2_HEADERS_UNFINISHED: &[u8] = b"\x00\x00\x01\x01\x00\x00\x00\x00\x01\x82";
+
+/// Opens an HTTP/2 connection, writes `frames` after the opening, says on
+/// `served` once the gateway has answered with its settings (it holds a
+/// slot), then stays silent; whether the gateway closed it within 10 s.
+async fn silent_h2(
+    addr: SocketAddr,
+    frames: &'static [u8],
+    served: tokio::sync::mpsc::Sender<()>,
+) -> bool {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(H2_OPENING).await.unwrap();
+    s.write_all(frames).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline.into(), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                let _ = served.try_send(());
+            }
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_http2_connections_are_cut_off_and_free_their_slots() {
+    let (backend, gw, fds) = setup(
+        &["request_header_timeout = \"1s\"", "max_connections = 6"],
+        "10s",
+    )
+    .await;
+    // Every slot is taken by a silent HTTP/2 connection: after its opening,
+    // or in the middle of a header block.
+    let (served, mut holding) = tokio::sync::mpsc::channel(6);
+    let silent: Vec<_> = (0..6)
+        .map(|i| {
+            let frames = if i % 2 == 0 {
+                &b""[..]
+            } else {
+                H2_HEADERS_UNFINISHED
+            };
+            tokio::spawn(silent_h2(gw.addr, frames, served.clone()))
+        })
+        .collect();
+    for _ in 0..6 {
+        tokio::time::timeout(Duration::from_secs(5), holding.recv())
+            .await
+            .expect("each silent connection is accepted");
+    }
+    // A client arriving now is served once they are cut off.
+    innocent_client(gw.addr, "a".into(), 5).await;
+    let r = request_h2(gw.addr, "GET", "/ok/h2", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, "/ok/h2");
+    for s in silent {
+        assert!(s.await.unwrap(), "a silent HTTP/2 connection is closed");
+    }
+    assert_eq!(backend.received_under("/ok/a-").len(), 5);
+    fds_settle(&gw, fds, 1).await;
+}
+
+#[tokio::test]
+async fn an_http2_request_outlasting_the_header_timeout_is_not_cut_off() {
+    let backend = Backend::start(|r| {
+        Reply::json(200, &format!("\"{}\"", r.target)).delayed(Duration::from_millis(1500))
+    })
+    .await;
+    let gw = GatewayBuilder::new(ROUTES)
+        .backend(backend.addr)
+        .server("request_header_timeout = \"500ms\"")
+        .upstream("timeout = \"5s\"")
+        .start();
+    let r = request_h2(gw.addr, "GET", "/slow", &[], "").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body, "\"/slow\"");
+    assert_eq!(backend.count(), 1);
+}

@@ -392,3 +392,107 @@ async fn an_http2_request_outlasting_the_header_timeout_is_not_cut_off() {
     assert_eq!(r.body, "\"/slow\"");
     assert_eq!(backend.count(), 1);
 }
+
+/// A request body fed by a channel: `Ok` chunks are sent, an `Err` makes
+/// the stream fail (HTTP/2: the client resets the stream).
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|next| next.map(|r| r.map(http_body::Frame::data)))
+    }
+}
+
+#[tokio::test]
+async fn http2_streams_reset_mid_upload_and_mid_download_leave_the_connection_usable() {
+    use http_body_util::BodyExt;
+    let (backend, gw, fds) = setup(&[], "10s").await;
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let uri = |path: &str| format!("http://{}{path}", gw.addr);
+    for i in 0..5 {
+        // An upload reset after its first 1000 bytes reached the backend.
+        let path = format!("/ok/h2-upload-{i}");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let req = http::Request::post(uri(&path))
+            .header("content-length", "100000")
+            .body(ChannelBody(rx))
+            .unwrap();
+        let answer = tokio::spawn(send.send_request(req));
+        tx.send(Ok(bytes::Bytes::from(vec![b'u'; 1000])))
+            .await
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(5), async || {
+                !backend.received_under(&path).is_empty()
+            })
+            .await,
+            "{path} reached the backend"
+        );
+        let _ = tx.send(Err(std::io::Error::other("abandoned"))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
+
+        // A download reset after its first bytes.
+        let resp = tokio::time::timeout(
+            Duration::from_secs(5),
+            send.send_request(
+                http::Request::get(uri(&format!("/big/h2-{i}")))
+                    .body(ChannelBody(tokio::sync::mpsc::channel(1).1))
+                    .unwrap(),
+            ),
+        )
+        .await
+        .expect("download answered")
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let first = body.frame().await.expect("a first frame").unwrap();
+        assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+        drop(body);
+
+        // The same connection serves the next request.
+        let path = format!("/ok/h2-after-{i}");
+        let resp = send
+            .send_request(
+                http::Request::get(uri(&path))
+                    .body(ChannelBody(tokio::sync::mpsc::channel(1).1))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), path);
+    }
+    drop(send);
+    // Each upload was cut short upstream.
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let ups = backend.received_under("/ok/h2-upload-");
+            ups.len() == 5 && ups.iter().all(|r| !r.body_complete)
+        })
+        .await,
+        "{:?}",
+        backend
+            .received_under("/ok/h2-upload-")
+            .iter()
+            .map(|r| (r.body_complete, r.request.body.len()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(backend.received_under("/big/h2-").len(), 5);
+    innocent_client(gw.addr, "after".into(), 10).await;
+    fds_settle(&gw, fds, 1).await;
+}

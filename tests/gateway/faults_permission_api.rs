@@ -13,43 +13,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::reload::{TABLE_A, TABLE_B};
 use crate::support::*;
 
-/// `viewer` may GET both paths.
-const TABLE_A: &str = r#"
-[[route]]
-name = "items.get"
-methods = ["GET"]
-path = "/items/{id}"
-require = ["items:item:view"]
-
-[[route]]
-name = "stable"
-methods = ["GET"]
-path = "/stable"
-require = ["items:item:view"]
-"#;
-
-/// Now `/items/…` needs admin; `/stable` is unchanged.
-const TABLE_B: &str = r#"
-[[route]]
-name = "items.get"
-methods = ["GET"]
-path = "/items/{id}"
-require = ["items:item:admin"]
-
-[[route]]
-name = "stable"
-methods = ["GET"]
-path = "/stable"
-require = ["items:item:view"]
-"#;
+/// A gateway with `ttl = "0s"` in front of an echo backend and a
+/// permission API, with the routes of [`TABLE_A`]; `more` adds settings.
+async fn setup(
+    more: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> (Backend, PermissionApi, RunningGateway) {
+    let backend = Backend::echo().await;
+    let api = PermissionApi::start().await;
+    let gw = more(
+        GatewayBuilder::new(TABLE_A)
+            .backend(backend.addr)
+            .grants_url(api.url())
+            .cache("ttl = \"0s\""),
+    )
+    .start();
+    (backend, api, gw)
+}
 
 /// Replaces the routes file by a rename and reloads through the admin API.
-pub async fn swap_routes(gw: &RunningGateway, text: &str) {
-    let tmp = gw.dir.join(".routes.toml.swp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, gw.dir.join("routes.toml")).unwrap();
+async fn swap_routes(gw: &RunningGateway, text: &str) {
+    super::faults_backend::replace_file(&gw.dir, "routes.toml", text);
     let r = request(gw.admin, "POST", "/admin/reload", &[], "").await;
     assert_eq!(r.status, 200, "reload: {:?}", r.body);
 }
@@ -117,16 +103,9 @@ async fn client(
 
 #[tokio::test]
 async fn a_flapping_permission_api_under_load_and_reloads_never_opens_the_gate() {
-    let backend = Backend::echo().await;
-    let api = PermissionApi::start().await;
+    let (backend, api, gw) = setup(|b| b.routes("watch = false")).await;
     api.grant("viewer", &["items:item:view"]);
     api.grant("nobody", &["other:thing"]);
-    let gw = GatewayBuilder::new(TABLE_A)
-        .backend(backend.addr)
-        .grants_url(api.url())
-        .cache("ttl = \"0s\"")
-        .routes("watch = false")
-        .start();
 
     let done = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
@@ -208,14 +187,8 @@ async fn a_flapping_permission_api_under_load_and_reloads_never_opens_the_gate()
 
 #[tokio::test]
 async fn the_first_request_after_the_permission_api_returns_is_served() {
-    let backend = Backend::echo().await;
-    let api = PermissionApi::start().await;
+    let (backend, api, gw) = setup(|b| b).await;
     api.grant("viewer", &["items:item:view"]);
-    let gw = GatewayBuilder::new(TABLE_A)
-        .backend(backend.addr)
-        .grants_url(api.url())
-        .cache("ttl = \"0s\"")
-        .start();
     // Both workers hold a pooled connection to the API.
     for _ in 0..4 {
         assert_eq!(get(gw.addr, "/stable", Some("viewer")).await.status, 200);
@@ -240,14 +213,7 @@ async fn the_first_request_after_the_permission_api_returns_is_served() {
 
 #[tokio::test]
 async fn a_permission_api_at_the_edge_of_its_timeout() {
-    let backend = Backend::echo().await;
-    let api = PermissionApi::start().await;
-    let gw = GatewayBuilder::new(TABLE_A)
-        .backend(backend.addr)
-        .grants_url(api.url())
-        .grants("timeout = \"1s\"")
-        .cache("ttl = \"0s\"")
-        .start();
+    let (backend, api, gw) = setup(|b| b.grants("timeout = \"1s\"")).await;
     let grants = ApiReply::grants("viewer", &["items:item:view"], &[]);
 
     // Just under: allowed.
@@ -324,13 +290,7 @@ async fn an_answer_closed_midway_fails_closed() {
 
 #[tokio::test]
 async fn a_200_with_an_invalid_deny_list_fails_closed() {
-    let backend = Backend::echo().await;
-    let api = PermissionApi::start().await;
-    let gw = GatewayBuilder::new(TABLE_A)
-        .backend(backend.addr)
-        .grants_url(api.url())
-        .cache("ttl = \"0s\"")
-        .start();
+    let (backend, api, gw) = setup(|b| b).await;
     // Control: the same grants with a valid deny list are used.
     api.set(
         "Bearer viewer",

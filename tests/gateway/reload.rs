@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::*;
 
 /// `viewer` may GET items.
-const TABLE_A: &str = r#"
+pub const TABLE_A: &str = r#"
 [[route]]
 name = "items.get"
 methods = ["GET"]
@@ -22,7 +22,7 @@ require = ["items:item:view"]
 "#;
 
 /// Now GET items needs admin; `/stable` answers the same.
-const TABLE_B: &str = r#"
+pub const TABLE_B: &str = r#"
 [[route]]
 name = "items.get"
 methods = ["GET"]

@@ -25,8 +25,11 @@ public = true
 
 /// A raw HTTP/1.1 answer: status, lower-cased head, body.
 pub struct RawAnswer {
+    /// Status code.
     pub status: u16,
+    /// Status line and headers, lower-cased.
     pub head: String,
+    /// Everything after the head, as read.
     pub body: String,
 }
 

@@ -288,10 +288,22 @@ async fn a_connection_flood_past_max_connections_waits_and_loses_nothing() {
             })
         })
         .collect();
+    // While they are served, the gateway holds at most 8 client and 8
+    // upstream connections, and a few descriptors of the reloads (an admin
+    // connection, files being read).
+    let mut most = 0;
+    for _ in 0..2000 {
+        if flood.iter().all(|f| f.is_finished()) {
+            break;
+        }
+        most = most.max(gw.open_fds());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     for f in flood {
         f.await.unwrap();
     }
     reloads.await.unwrap();
+    assert!(most <= fds + 8 + 8 + 3, "{most} descriptors, {fds} before");
     let mut paths: Vec<String> = backend
         .requests()
         .iter()

@@ -246,8 +246,11 @@ async fn a_permission_api_at_the_edge_of_its_timeout() {
 /// every request is a 503 with `Retry-After`, asked again each time, and
 /// the backend sees nothing.
 async fn broken_answers_fail_closed(answer: &'static [u8]) {
+    fails_closed_with(RawPermissionApi::start(answer).await, answer).await;
+}
+
+async fn fails_closed_with(api: RawPermissionApi, answer: &[u8]) {
     let backend = Backend::echo().await;
-    let api = RawPermissionApi::start(answer).await;
     let gw = GatewayBuilder::new(TABLE_A)
         .backend(backend.addr)
         .grants_url(api.url())
@@ -286,6 +289,15 @@ async fn an_answer_closed_midway_fails_closed() {
     )
     .await;
     broken_answers_fail_closed(b"").await;
+}
+
+#[tokio::test]
+async fn an_answer_stalling_midway_fails_closed_at_the_timeout() {
+    // The head, then half the body, then nothing: the gateway's
+    // `grants.timeout` (500 ms here) covers reading the whole answer.
+    const STALLED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+          content-length: 44\r\n\r\n{\"subject\":\"viewer\",";
+    fails_closed_with(RawPermissionApi::stalling(STALLED).await, STALLED).await;
 }
 
 #[tokio::test]

@@ -214,8 +214,8 @@ async fn answer(
 }
 
 /// A permission API that writes the same raw bytes to every call (a
-/// truncated body, a head cut short…) and then closes the connection: the
-/// answers hyper would never produce.
+/// truncated body, a head cut short…) and then closes the connection, or
+/// stalls: the answers hyper would never produce.
 pub struct RawPermissionApi {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -223,8 +223,18 @@ pub struct RawPermissionApi {
 }
 
 impl RawPermissionApi {
-    /// Starts answering every request head with `bytes`.
+    /// Starts answering every request head with `bytes`, then closing.
     pub async fn start(bytes: &'static [u8]) -> RawPermissionApi {
+        Self::serve(bytes, false).await
+    }
+
+    /// Starts answering every request head with `bytes`, then holding the
+    /// connection open without a further byte (30 s at most).
+    pub async fn stalling(bytes: &'static [u8]) -> RawPermissionApi {
+        Self::serve(bytes, true).await
+    }
+
+    async fn serve(bytes: &'static [u8], hold: bool) -> RawPermissionApi {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -246,6 +256,9 @@ impl RawPermissionApi {
                     }
                     calls.fetch_add(1, Ordering::SeqCst);
                     let _ = stream.write_all(bytes).await;
+                    if hold {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
                     let _ = stream.shutdown().await;
                 });
             }

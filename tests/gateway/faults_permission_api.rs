@@ -113,7 +113,7 @@ async fn a_flapping_permission_api_under_load_and_reloads_never_opens_the_gate()
     let clients: Vec<_> = (0..4)
         .map(|_| {
             let (done, ok, unavailable) = (done.clone(), ok.clone(), unavailable.clone());
-            tokio::spawn(client(gw.addr, 600, done, ok, unavailable))
+            tokio::spawn(client(gw.addr, 3000, done, ok, unavailable))
         })
         .collect();
 

@@ -57,13 +57,7 @@ async fn client(
     ok: Arc<AtomicUsize>,
     unavailable: Arc<AtomicUsize>,
 ) -> Seen {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut conn = client::KeepAlive::connect(addr).await;
     let mut seen = Seen::default();
     let cases = [
         ("/stable", "viewer"),
@@ -76,18 +70,9 @@ async fn client(
             break;
         }
         let (path, token) = cases[i % cases.len()];
-        let req = http::Request::get(path)
-            .header("host", "x")
-            .header("authorization", format!("Bearer {token}"))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .unwrap();
-        send.ready().await.expect("the connection stays usable");
-        let resp = tokio::time::timeout(Duration::from_secs(10), send.send_request(req))
-            .await
-            .expect("an answer within 10 s")
-            .expect("no connection error");
-        let status = resp.status().as_u16();
-        if status == 503 && resp.headers().get("retry-after").is_none() {
+        let r = conn.get(path, token).await;
+        let status = r.status;
+        if status == 503 && r.header("retry-after").is_none() {
             seen.without_retry_after += 1;
         }
         match status {
@@ -95,7 +80,6 @@ async fn client(
             503 => unavailable.fetch_add(1, Ordering::SeqCst),
             _ => 0,
         };
-        resp.into_body().collect().await.unwrap();
         *seen.counts.entry((path, token, status)).or_insert(0) += 1;
     }
     seen

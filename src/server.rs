@@ -23,6 +23,7 @@ use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use crate::gateway::{Gateway, Worker};
 
 mod connection;
+mod idle;
 mod proxy_protocol;
 pub mod tls;
 

@@ -68,7 +68,8 @@ pub struct ServerConfig {
     pub max_request_body: u64,
     /// Largest total size of request headers.
     pub max_header_bytes: usize,
-    /// Time a client has to send its request headers.
+    /// Time a client has to send its request headers; also how long a
+    /// connection may stay without a request in progress.
     pub request_header_timeout: Duration,
     /// Most client connections open at once.
     pub max_connections: usize,

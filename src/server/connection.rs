@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::idle;
 use crate::config::ServerConfig;
 use crate::gateway::Worker;
 use crate::proxy::Peer;
@@ -102,19 +103,41 @@ async fn serve_http<I>(
     let _open = worker.metrics.connection();
     let client = peer.addr;
     let peer_state = Arc::new(peer);
-    let service = service_fn(move |req| {
-        let worker = Arc::clone(&worker);
-        let peer = Arc::clone(&peer_state);
-        async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, &peer, req).await) }
-    });
     let result = if is_h2 {
+        // Closed once no request has been in progress for the header
+        // timeout, like an HTTP/1.1 connection waiting for a request head.
+        let streams = idle::Streams::new();
+        let counted = Arc::clone(&streams);
+        let service = service_fn(move |req| {
+            let guard = counted.enter();
+            let worker = Arc::clone(&worker);
+            let peer = Arc::clone(&peer_state);
+            async move {
+                let resp = crate::proxy::handle(&worker, &peer, req).await;
+                Ok::<_, Infallible>(resp.map(|body| idle::Tracked::new(body, guard)))
+            }
+        });
         let conn = protocols.h2.serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), stop).await
+        let quiet = streams.idle(protocols.header_timeout);
+        drive(
+            conn,
+            |c| c.graceful_shutdown(),
+            stop,
+            quiet,
+            protocols.header_timeout,
+        )
+        .await
     } else {
+        let service = service_fn(move |req| {
+            let worker = Arc::clone(&worker);
+            let peer = Arc::clone(&peer_state);
+            async move { Ok::<_, Infallible>(crate::proxy::handle(&worker, &peer, req).await) }
+        });
         let conn = protocols.h1.serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), stop).await
+        let never = std::future::pending();
+        drive(conn, |c| c.graceful_shutdown(), stop, never, Duration::ZERO).await
     };
-    if let Err(e) = result {
+    if let Some(Err(e)) = result {
         tracing::debug!(error = %e, %client, "connection ended with an error");
     }
 }
@@ -142,18 +165,26 @@ async fn opens_with_h2_preface(stream: &TcpStream) -> std::io::Result<Option<boo
 }
 
 /// Drives `conn` to its end; once `stop` turns true, asks it to finish
-/// gracefully (`shut_down`) and waits for that.
+/// gracefully (`shut_down`) and waits for that. Once `idle` completes, asks
+/// the same and waits at most `grace`, then drops it (`None`): a peer that
+/// never finishes a half-sent frame cannot keep it open.
 async fn drive<C: Future>(
     conn: C,
     shut_down: impl FnOnce(Pin<&mut C>),
     stop: &mut watch::Receiver<bool>,
-) -> C::Output {
+    idle: impl Future<Output = ()>,
+    grace: Duration,
+) -> Option<C::Output> {
     tokio::pin!(conn);
     tokio::select! {
-        res = conn.as_mut() => res,
+        res = conn.as_mut() => Some(res),
         _ = stop.changed() => {
             shut_down(conn.as_mut());
-            conn.await
+            Some(conn.await)
+        }
+        _ = idle => {
+            shut_down(conn.as_mut());
+            tokio::time::timeout(grace, conn).await.ok()
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::*;
 
 /// `viewer` may GET items.
-const TABLE_A: &str = r#"
+pub const TABLE_A: &str = r#"
 [[route]]
 name = "items.get"
 methods = ["GET"]
@@ -22,7 +22,7 @@ require = ["items:item:view"]
 "#;
 
 /// Now GET items needs admin; `/stable` answers the same.
-const TABLE_B: &str = r#"
+pub const TABLE_B: &str = r#"
 [[route]]
 name = "items.get"
 methods = ["GET"]
@@ -452,31 +452,14 @@ async fn fifty_reloads_under_load_drop_nothing() {
 /// Sends `n` GETs for `/items/1` and `/stable` on one keep-alive connection
 /// (reconnecting is a failure) and counts the statuses.
 async fn keep_alive_loop(addr: std::net::SocketAddr, n: usize) -> Vec<(u16, usize)> {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut conn = client::KeepAlive::connect(addr).await;
     let mut counts = std::collections::BTreeMap::new();
     for i in 0..n {
         let path = if i % 2 == 0 { "/items/1" } else { "/stable" };
-        let req = http::Request::get(path)
-            .header("host", "x")
-            .header("authorization", "Bearer viewer")
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .unwrap();
-        send.ready().await.expect("connection stays usable");
-        let resp = tokio::time::timeout(Duration::from_secs(10), send.send_request(req))
-            .await
-            .expect("answer in time")
-            .expect("no connection error");
-        let status = resp.status().as_u16();
+        let status = conn.get(path, "viewer").await.status;
         if path == "/stable" {
             assert_eq!(status, 200, "/stable answers the same in both tables");
         }
-        resp.into_body().collect().await.unwrap();
         *counts.entry(status).or_insert(0) += 1;
     }
     counts.into_iter().collect()

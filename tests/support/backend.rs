@@ -198,3 +198,231 @@ pub async fn refused_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
 }
+
+/// A request as the [`FaultyBackend`] received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Method, target, headers and the body bytes that arrived.
+    pub request: Recorded,
+    /// Whether the whole body announced by `Content-Length` arrived.
+    pub body_complete: bool,
+}
+
+/// A raw HTTP/1.1 upstream that misbehaves on purpose, chosen by the first
+/// path segment of each request (keep-alive otherwise):
+///
+/// * `/ok/…`: 200 with the request target as the body;
+/// * `/big/…`: 200 with an 8 MiB body, written as the reader takes it;
+/// * `/reset-head/…`: a TCP reset instead of an answer;
+/// * `/reset/…`: announces 100000 body bytes, sends 1000, then resets;
+/// * `/extra/…`: `Content-Length: 2` followed by more bytes than that (a
+///   whole second response, in the same write); `/extra-late/…` sends the
+///   extra response 20 ms after the first;
+/// * `/early/…`: 400 before reading the request body, then a lingering
+///   close (reads and drops the body); `/early-rst/…` closes at once
+///   without reading it, which resets the connection;
+/// * `/silent/…`: never answers (holds the connection until the peer
+///   closes, at most 30 s).
+///
+/// It records every request head as it arrives, and the body it read.
+#[derive(Clone)]
+pub struct FaultyBackend {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<Received>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Size of the `/big/…` body.
+pub const BIG_BODY: usize = 8 << 20;
+
+impl FaultyBackend {
+    /// Starts listening on 127.0.0.1.
+    pub async fn start() -> FaultyBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = Arc::clone(&log);
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conns = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(serve_faults(stream, Arc::clone(&l)));
+            }
+        });
+        FaultyBackend {
+            addr,
+            log,
+            connections,
+        }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Requests received whose target starts with `prefix`.
+    pub fn received_under(&self, prefix: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.request.target.starts_with(prefix))
+            .collect()
+    }
+}
+
+async fn serve_faults(mut stream: tokio::net::TcpStream, log: Arc<Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    // Bounded: at most this many requests per connection.
+    for _ in 0..10_000 {
+        // The head.
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let mut start = lines.next().unwrap_or("").split(' ');
+        let method = start.next().unwrap_or("").to_string();
+        let target = start.next().unwrap_or("").to_string();
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.trim().as_bytes()),
+                    http::HeaderValue::from_str(v.trim()),
+                ) {
+                    headers.append(k, v);
+                }
+            }
+        }
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        let index = {
+            let mut log = log.lock().unwrap();
+            log.push(Received {
+                request: Recorded {
+                    method,
+                    target: target.clone(),
+                    headers,
+                    body: Bytes::new(),
+                },
+                body_complete: length == 0,
+            });
+            log.len() - 1
+        };
+        let fault = target.split('/').nth(1).unwrap_or("").to_string();
+        match fault.as_str() {
+            "reset-head" => {
+                let _ = stream.set_zero_linger();
+                return;
+            }
+            "early" | "early-rst" => {
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\
+                          content-length: 7\r\nconnection: close\r\n\r\nrefused",
+                    )
+                    .await;
+                if fault == "early" {
+                    // A lingering close: no more writes, the rest of the
+                    // body is read and dropped, so no reset follows.
+                    let _ = stream.shutdown().await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf))
+                            .await;
+                }
+                return;
+            }
+            "silent" => {
+                let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf))
+                    .await;
+                return;
+            }
+            _ => {}
+        }
+        // The body; on a cut connection, what arrived is recorded.
+        while buf.len() < length {
+            match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => {
+                    log.lock().unwrap()[index].request.body = Bytes::from(buf);
+                    return;
+                }
+            }
+        }
+        {
+            let mut log = log.lock().unwrap();
+            log[index].request.body = Bytes::copy_from_slice(&buf[..length]);
+            log[index].body_complete = true;
+        }
+        buf.drain(..length);
+        let written = match fault.as_str() {
+            "big" => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG_BODY}\r\n\r\n");
+                let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+                let piece = vec![b'b'; 64 * 1024];
+                for _ in 0..BIG_BODY / piece.len() {
+                    if !ok {
+                        break;
+                    }
+                    ok = tokio::time::timeout(Duration::from_secs(30), stream.write_all(&piece))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                }
+                ok
+            }
+            "reset" => {
+                let mut out = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n".to_vec();
+                out.extend_from_slice(&[b'r'; 1000]);
+                let _ = stream.write_all(&out).await;
+                let _ = stream.flush().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = stream.set_zero_linger();
+                return;
+            }
+            "extra-late" => {
+                let first = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let ok = stream.write_all(first).await.is_ok();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ok && stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\ngarbage")
+                    .await
+                    .is_ok()
+            }
+            "extra" => stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok\
+                      HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\ngarbage",
+                )
+                .await
+                .is_ok(),
+            _ => {
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{target}",
+                    target.len()
+                );
+                stream.write_all(answer.as_bytes()).await.is_ok()
+            }
+        };
+        if !written {
+            return;
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Clients: one request per connection over HTTP/1.1 or HTTP/2, and raw TCP.
+//! Clients: one request per connection over HTTP/1.1 or HTTP/2, a
+//! keep-alive HTTP/1.1 connection, and raw TCP.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -131,4 +132,35 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One HTTP/1.1 connection kept alive for many requests.
+pub struct KeepAlive(hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>);
+
+impl KeepAlive {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> KeepAlive {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        KeepAlive(send)
+    }
+
+    /// `GET path` with `Authorization: Bearer {token}`, body read whole;
+    /// fails on a connection error or after 10 s.
+    pub async fn get(&mut self, path: &str, token: &str) -> Resp {
+        let req = Request::get(path)
+            .header("host", "x")
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        self.0.ready().await.expect("the connection stays usable");
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.0.send_request(req))
+            .await
+            .expect("an answer within 10 s")
+            .expect("no connection error");
+        collect(resp).await
+    }
 }

@@ -173,8 +173,9 @@ impl GatewayBuilder {
         )
     }
 
-    /// Writes the files and starts the gateway.
-    pub fn start(self) -> RunningGateway {
+    /// Writes the config, routes, grants and extra files to a new folder;
+    /// returns it and the config's path.
+    fn write_files(&self) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("permgate.toml");
         std::fs::write(&config_path, self.config_text()).unwrap();
@@ -194,6 +195,12 @@ impl GatewayBuilder {
                     .unwrap();
             }
         }
+        (dir, config_path)
+    }
+
+    /// Writes the files and starts the gateway.
+    pub fn start(self) -> RunningGateway {
+        let (dir, config_path) = self.write_files();
         let config = Config::load(&config_path).unwrap_or_else(|e| panic!("test config: {e}"));
         let gateway = Gateway::new(config).unwrap_or_else(|e| panic!("test gateway: {e}"));
         let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -262,5 +269,81 @@ impl RunningGateway {
 impl Drop for RunningGateway {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// The gateway as a `permgate run` process of its own, so what it holds
+/// (file descriptors) can be counted apart from the test process.
+pub struct GatewayProcess {
+    /// Proxy address.
+    pub addr: SocketAddr,
+    /// Admin address.
+    pub admin: SocketAddr,
+    /// Folder of its config and routes files.
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl GatewayBuilder {
+    /// Writes the files and runs `permgate run` on them; returns once the
+    /// log names the bound addresses (10 s limit).
+    pub fn spawn_process(self) -> GatewayProcess {
+        let (dir, config_path) = self.write_files();
+        let log_path = dir.path().join("permgate.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_permgate"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("permgate starts");
+        let mut process = GatewayProcess {
+            addr: ([0, 0, 0, 0], 0).into(),
+            admin: ([0, 0, 0, 0], 0).into(),
+            dir: dir.path().to_path_buf(),
+            _tmp: dir,
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let field = |name: &str| -> Option<SocketAddr> {
+                let line = text.lines().find(|l| l.contains("permgate serving"))?;
+                let start = line.find(&format!(" {name}="))? + name.len() + 2;
+                line[start..].split_whitespace().next()?.parse().ok()
+            };
+            if let (Some(addr), Some(admin)) = (field("listen"), field("admin")) {
+                process.addr = addr;
+                process.admin = admin;
+                return process;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "permgate did not start: {text}"
+            );
+            assert!(
+                process.child.try_wait().unwrap().is_none(),
+                "permgate exited: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl GatewayProcess {
+    /// File descriptors the process holds now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,9 +1,13 @@
 //! Test support: real servers on 127.0.0.1:0 and a client.
 //!
-//! * [`Backend`]: a recording upstream with a scripted reply;
-//! * [`PermissionApi`]: a scripted permission API that counts its calls;
+//! * [`Backend`]: a recording upstream with a scripted reply, and
+//!   [`FaultyBackend`], one that misbehaves on purpose;
+//! * [`PermissionApi`]: a scripted permission API that counts its calls
+//!   and can be stopped and restarted, and [`RawPermissionApi`] for broken
+//!   answers;
 //! * [`GatewayBuilder`]: writes config and routes files to a temp dir and
-//!   runs the gateway on its own threads until stopped;
+//!   runs the gateway on its own threads until stopped, or as a process
+//!   ([`GatewayProcess`]);
 //! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
 //! * [`logs`]: log capture into memory;
 //! * [`metrics`]: scraping `/metrics` and reading a series;
@@ -21,10 +25,10 @@ pub mod permission_api;
 pub mod redis;
 pub mod tls_backend;
 
-pub use backend::{Backend, Recorded, Reply};
+pub use backend::{Backend, FaultyBackend, Received, Recorded, Reply};
 pub use client::{Resp, get, raw, request, request_h2};
-pub use gateway::{GatewayBuilder, RunningGateway};
-pub use permission_api::{ApiReply, PermissionApi};
+pub use gateway::{GatewayBuilder, GatewayProcess, RunningGateway};
+pub use permission_api::{ApiReply, PermissionApi, RawPermissionApi};
 pub use tls_backend::{TestCa, TlsBackend};
 
 use std::time::{Duration, Instant};

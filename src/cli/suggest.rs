@@ -86,7 +86,7 @@ pub fn run(
     let mut proposals = plan::plan(&table, &coverage.unmatched);
     // Re-check against the table the output would make: no load error, and
     // no proposal that takes paths an existing route answers today.
-    for _ in 0..4 {
+    for _ in 0..8 {
         let text = format!("{routes_text}\n{}", render_entries(&table, &proposals));
         match crate::routes::parse(&text, &config.routes_file, &config.upstream_names()) {
             Ok(combined) => {

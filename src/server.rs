@@ -25,6 +25,7 @@ use crate::gateway::{Gateway, Worker};
 mod connection;
 mod idle;
 mod proxy_protocol;
+mod send_deadline;
 pub mod tls;
 
 /// Already-bound listeners for [`run`].

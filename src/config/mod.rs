@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// Time a client has to send its request headers; also how long a
     /// connection may stay without a request in progress.
     pub request_header_timeout: Duration,
+    /// How long a write to a client may make no progress (the client reads
+    /// nothing) before the connection is closed.
+    pub send_timeout: Duration,
     /// Most client connections open at once.
     pub max_connections: usize,
     /// After a stop signal, how long `/readyz` fails while serving continues.
@@ -336,6 +339,7 @@ impl Validator<'_> {
             max_request_body: s.max_request_body.unwrap_or(ByteSize::mib(10)).0,
             max_header_bytes,
             request_header_timeout: s.request_header_timeout.unwrap_or(Dur::secs(10)).0,
+            send_timeout: s.send_timeout.unwrap_or(Dur::secs(60)).0,
             max_connections,
             drain_delay: s.drain_delay.unwrap_or(Dur::secs(5)).0,
             shutdown_timeout: s.shutdown_timeout.unwrap_or(Dur::secs(30)).0,

@@ -39,6 +39,7 @@ pub struct RawServer {
     pub max_request_body: Option<ByteSize>,
     pub max_header_bytes: Option<Spanned<ByteSize>>,
     pub request_header_timeout: Option<Dur>,
+    pub send_timeout: Option<Dur>,
     pub max_connections: Option<Spanned<usize>>,
     pub drain_delay: Option<Dur>,
     pub shutdown_timeout: Option<Dur>,

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::idle;
+use super::send_deadline::SendDeadline;
 use crate::config::ServerConfig;
 use crate::gateway::Worker;
 use crate::proxy::Peer;
@@ -30,6 +31,7 @@ pub struct Protocols {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
     header_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl Protocols {
@@ -50,6 +52,7 @@ impl Protocols {
             h1,
             h2,
             header_timeout: server.request_header_timeout,
+            send_timeout: server.send_timeout,
         }
     }
 }
@@ -75,7 +78,7 @@ pub async fn serve(
             return;
         };
         let peer = Peer::new(peer).with_tls(accepted.client_cert_sha256);
-        let io = TokioIo::new(accepted.stream);
+        let io = TokioIo::new(SendDeadline::new(accepted.stream, protocols.send_timeout));
         return serve_http(worker, &protocols, io, accepted.h2, peer, &mut stop).await;
     }
     let is_h2 = match tokio::time::timeout(protocols.header_timeout, opens_with_h2_preface(&stream))
@@ -85,7 +88,7 @@ pub async fn serve(
         // Closed, failed, or silent for request_header_timeout.
         _ => return,
     };
-    let io = TokioIo::new(stream);
+    let io = TokioIo::new(SendDeadline::new(stream, protocols.send_timeout));
     serve_http(worker, &protocols, io, is_h2, Peer::new(peer), &mut stop).await;
 }
 

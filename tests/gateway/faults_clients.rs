@@ -145,6 +145,43 @@ async fn a_client_abandoning_its_download_frees_the_upstream_connection() {
     fds_settle(&gw, fds, 1).await;
 }
 
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_at_send_timeout() {
+    let (backend, gw, fds) = setup(&["send_timeout = \"1s\""], "10s").await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /big/stalled HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("the answer starts")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The client keeps its socket open and reads nothing more. Once the
+    // kernel buffers are full, the gateway's writes stall; after
+    // send_timeout it closes both the client connection and the half-read
+    // upstream one, while other clients are served.
+    innocent_client(gw.addr, "during".into(), 10).await;
+    fds_settle(&gw, fds, 0).await;
+    // What the client then reads ends short of the 8 MiB body.
+    let mut total = n;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline.into(), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the connection stayed open after send_timeout"),
+        }
+    }
+    assert!(
+        total < BIG_BODY,
+        "the client got the whole body: {total} bytes"
+    );
+    assert_eq!(backend.received_under("/big/").len(), 1);
+    innocent_client(gw.addr, "after".into(), 3).await;
+}
+
 /// Opens a connection and writes `head` one byte every 100 ms (at most
 /// `max_drip` bytes of it); returns whether the gateway closed the
 /// connection within 10 s, and what it wrote.

@@ -25,7 +25,7 @@ pub mod permission_api;
 pub mod redis;
 pub mod tls_backend;
 
-pub use backend::{Backend, FaultyBackend, Received, Recorded, Reply};
+pub use backend::{BIG_BODY, Backend, FaultyBackend, Received, Recorded, Reply};
 pub use client::{Resp, get, raw, request, request_h2};
 pub use gateway::{GatewayBuilder, GatewayProcess, RunningGateway};
 pub use permission_api::{ApiReply, PermissionApi, RawPermissionApi};

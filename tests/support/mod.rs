@@ -5,6 +5,7 @@
 //! * [`GatewayBuilder`]: writes config and routes files to a temp dir and
 //!   runs the gateway on its own threads until stopped;
 //! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
+//! * [`corpus`]: the bypass corpus of hostile request targets;
 //! * [`logs`]: log capture into memory;
 //! * [`metrics`]: scraping `/metrics` and reading a series;
 //! * [`redis`]: a real `redis-server` on a free port, for the shared cache;
@@ -14,6 +15,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod corpus;
 pub mod gateway;
 pub mod logs;
 pub mod metrics;

@@ -1,0 +1,409 @@
+//! The traffic: a mix of allowed, denied, unauthenticated, unmatched,
+//! public, spoofing, large-body and hostile requests, paced to a rate, over
+//! keep-alive connections, fresh connections, and raw TCP for the hostile
+//! targets a client library would refuse to send.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::corpus;
+use crate::stats::{Outcome, Stats};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// What the route table says the answer must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Forwarded: 2xx, or 502/503/504 while a fault is on.
+    Allow,
+    /// 403 (503 while grants cannot be resolved).
+    Deny,
+    /// 401 (503 while the permission API is down).
+    Unauthenticated,
+    /// 400.
+    BadRequest,
+    /// 413 (or the connection closed while the body was sent).
+    TooLarge,
+    /// A hostile target: refused, or forwarded and then audited.
+    Hostile,
+}
+
+/// The body a request carries.
+#[derive(Clone, Copy)]
+enum Payload {
+    None,
+    /// With `Content-Length`.
+    Sized(usize),
+    /// Chunked.
+    Chunked(usize),
+}
+
+/// One request to send.
+struct Planned {
+    kind: &'static str,
+    method: &'static str,
+    target: Vec<u8>,
+    caller: Option<String>,
+    headers: Vec<(&'static str, &'static str)>,
+    payload: Payload,
+    expect: Expect,
+    raw: bool,
+}
+
+/// A small deterministic generator (xorshift64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const KIB: usize = 1024;
+
+fn plan(rng: &mut Rng, hostile: &[Vec<u8>]) -> Planned {
+    let id = rng.below(100_000);
+    let cred = format!("/api/v2/integrations/credentials/{id}");
+    let p = |kind, method, target: String, caller: Option<&str>, expect| Planned {
+        kind,
+        method,
+        target: target.into_bytes(),
+        caller: caller.map(String::from),
+        headers: vec![],
+        payload: Payload::None,
+        expect,
+        raw: false,
+    };
+    use Expect::*;
+    match rng.below(100) {
+        0..35 => match rng.below(8) {
+            0 => p(
+                "allowed",
+                "GET",
+                "/api/v2/integrations/credentials?pageSize=25&pageNumber=1".into(),
+                Some("viewer"),
+                Allow,
+            ),
+            1 => p("allowed", "GET", cred, Some("viewer"), Allow),
+            2 => Planned {
+                payload: Payload::Sized(300),
+                ..p("allowed", "PUT", cred, Some("editor"), Allow)
+            },
+            3 => p(
+                "allowed",
+                "POST",
+                "/api/integrations/7/permissions".into(),
+                Some("editor"),
+                Allow,
+            ),
+            4 => p(
+                "allowed",
+                "GET",
+                format!("{cred}/secret"),
+                Some("admin"),
+                Allow,
+            ),
+            5 => p(
+                "allowed",
+                "GET",
+                format!("/api/v2/admin/users/{id}"),
+                Some("admin"),
+                Allow,
+            ),
+            6 => p("allowed", "DELETE", cred, Some("deleter"), Allow),
+            _ => Planned {
+                payload: Payload::Sized(200),
+                ..p(
+                    "allowed",
+                    "POST",
+                    "/api/v2/integrations/credentials".into(),
+                    Some("editor"),
+                    Allow,
+                )
+            },
+        },
+        35..55 => match rng.below(8) {
+            0 => p("denied", "DELETE", cred, Some("viewer"), Deny),
+            1 => p(
+                "denied",
+                "GET",
+                format!("{cred}/secret"),
+                Some("viewer"),
+                Deny,
+            ),
+            2 => Planned {
+                payload: Payload::Sized(300),
+                ..p("denied", "PUT", cred, Some("viewer"), Deny)
+            },
+            3 => p(
+                "denied",
+                "POST",
+                "/api/integrations/8/permissions".into(),
+                Some("editor"),
+                Deny,
+            ),
+            4 => p("denied", "DELETE", cred, Some("admin"), Deny),
+            5 => p(
+                "denied",
+                "GET",
+                format!("{cred}/secret"),
+                Some("deleter"),
+                Deny,
+            ),
+            6 => p(
+                "denied",
+                "GET",
+                "/api/v2/admin/users".into(),
+                Some("viewer"),
+                Deny,
+            ),
+            _ => p(
+                "denied",
+                "POST",
+                format!("/api/integrations/{id}/permissions"),
+                Some("admin"),
+                Deny,
+            ),
+        },
+        55..65 => match rng.below(3) {
+            0 => p("unauthenticated", "GET", cred, None, Unauthenticated),
+            1 => p("unauthenticated", "DELETE", cred, None, Unauthenticated),
+            // A new unknown token each time: misses, permission API 401s,
+            // negative cache entries that must expire.
+            _ => p(
+                "unauthenticated",
+                "GET",
+                cred,
+                Some(&format!("stranger-{}", rng.next())),
+                Unauthenticated,
+            ),
+        },
+        65..73 => match rng.below(3) {
+            0 => p(
+                "unmatched",
+                "GET",
+                format!("/api/v3/things/{id}"),
+                Some("viewer"),
+                Deny,
+            ),
+            1 => p("unmatched", "PATCH", cred, Some("admin"), Deny),
+            _ => p("unmatched", "GET", format!("/nothing/{id}"), None, Deny),
+        },
+        73..78 => match rng.below(2) {
+            0 => p("public", "GET", "/public/status".into(), None, Allow),
+            _ => p(
+                "public",
+                "GET",
+                format!("/public/docs/{id}"),
+                Some("viewer"),
+                Allow,
+            ),
+        },
+        78..83 => match rng.below(3) {
+            0 => Planned {
+                headers: vec![
+                    ("x-authenticated-subject", "admin"),
+                    ("x_authenticated_subject", "admin"),
+                ],
+                ..p("spoofing", "GET", cred, Some("viewer"), Allow)
+            },
+            1 => Planned {
+                headers: vec![("x-http-method-override", "GET")],
+                ..p("spoofing", "DELETE", cred, Some("viewer"), BadRequest)
+            },
+            _ => Planned {
+                headers: vec![("x-original-url", "/api/v2/integrations/credentials")],
+                ..p(
+                    "spoofing",
+                    "GET",
+                    format!("{cred}/secret"),
+                    Some("viewer"),
+                    BadRequest,
+                )
+            },
+        },
+        83..88 => match rng.below(5) {
+            0 => Planned {
+                payload: Payload::Sized(512 * KIB),
+                ..p("large body", "PUT", cred, Some("editor"), Allow)
+            },
+            1 => Planned {
+                payload: Payload::Chunked(256 * KIB),
+                ..p("large body", "PUT", cred, Some("editor"), Allow)
+            },
+            2 => Planned {
+                payload: Payload::Sized(1536 * KIB),
+                ..p("large body", "PUT", cred, Some("editor"), TooLarge)
+            },
+            3 => Planned {
+                payload: Payload::Chunked(1536 * KIB),
+                ..p("large body", "PUT", cred, Some("editor"), TooLarge)
+            },
+            _ => Planned {
+                payload: Payload::Sized(512 * KIB),
+                ..p("large body", "PUT", cred, Some("viewer"), Deny)
+            },
+        },
+        _ => Planned {
+            target: hostile[rng.below(hostile.len() as u64) as usize].clone(),
+            raw: true,
+            ..p(
+                "hostile",
+                if rng.below(2) == 0 { "GET" } else { "DELETE" },
+                String::new(),
+                Some("viewer"),
+                Hostile,
+            )
+        },
+    }
+}
+
+/// The hostile targets: the bypass corpus.
+pub fn hostile_targets() -> Vec<Vec<u8>> {
+    corpus::corpus().into_iter().map(|v| v.bytes).collect()
+}
+
+fn body(payload: Payload) -> Body {
+    match payload {
+        Payload::None => Full::new(Bytes::new()).boxed(),
+        Payload::Sized(n) => Full::new(Bytes::from(vec![b'x'; n])).boxed(),
+        Payload::Chunked(n) => {
+            let chunk = Bytes::from(vec![b'y'; 16 * KIB]);
+            let frames = (0..n / (16 * KIB)).map(move |_| Ok(Frame::data(chunk.clone())));
+            StreamBody::new(futures_util::stream::iter(frames)).boxed()
+        }
+    }
+}
+
+/// Sends one planned request on `conn` (opening one when there is none);
+/// the answer's status, or `None` when the exchange failed.
+async fn send(
+    gateway: SocketAddr,
+    conn: &mut Option<SendRequest<Body>>,
+    req: &Planned,
+) -> Option<u16> {
+    if req.raw {
+        return send_raw(gateway, req).await;
+    }
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        let stream = TcpStream::connect(gateway).await.ok()?;
+        let _ = stream.set_nodelay(true);
+        let (s, c) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(c);
+        *conn = Some(s);
+    }
+    let s = conn.as_mut()?;
+    let mut b = http::Request::builder()
+        .method(req.method)
+        .uri(std::str::from_utf8(&req.target).ok()?)
+        .header("host", "soak.test");
+    if let Some(c) = &req.caller {
+        b = b.header("authorization", format!("Bearer {c}"));
+    }
+    for (k, v) in &req.headers {
+        b = b.header(*k, *v);
+    }
+    if let Payload::Sized(n) | Payload::Chunked(n) = req.payload {
+        b = b.header("x-soak-body-len", n.to_string());
+    }
+    let r = b.body(body(req.payload)).ok()?;
+    let result = async {
+        s.ready().await.ok()?;
+        let resp = s.send_request(r).await.ok()?;
+        let status = resp.status().as_u16();
+        resp.into_body().collect().await.ok()?;
+        Some(status)
+    }
+    .await;
+    if result.is_none() {
+        *conn = None;
+    }
+    result
+}
+
+/// A hostile target, byte for byte, on a connection of its own.
+async fn send_raw(gateway: SocketAddr, req: &Planned) -> Option<u16> {
+    let mut stream = TcpStream::connect(gateway).await.ok()?;
+    let mut bytes = format!("{} ", req.method).into_bytes();
+    bytes.extend_from_slice(&req.target);
+    bytes.extend_from_slice(b" HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n");
+    if let Some(c) = &req.caller {
+        bytes.extend_from_slice(format!("Authorization: Bearer {c}\r\n").as_bytes());
+    }
+    bytes.extend_from_slice(b"\r\n");
+    stream.write_all(&bytes).await.ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let line = answer.split(|b| *b == b'\r').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// One worker: sends planned requests at `per_second` until `until`;
+/// `fresh` workers open a connection for every request.
+pub async fn worker(
+    gateway: SocketAddr,
+    stats: Arc<Stats>,
+    seed: u64,
+    per_second: f64,
+    fresh: bool,
+    until: Instant,
+) {
+    let hostile = hostile_targets();
+    let mut rng = Rng::new(seed);
+    let mut conn = None;
+    let interval = Duration::from_secs_f64(1.0 / per_second);
+    let mut next = Instant::now();
+    while Instant::now() < until {
+        let req = plan(&mut rng, &hostile);
+        let started = Instant::now();
+        let status = tokio::time::timeout(Duration::from_secs(10), send(gateway, &mut conn, &req))
+            .await
+            .ok()
+            .flatten();
+        if fresh || status.is_none() {
+            conn = None;
+        }
+        stats.record(Outcome {
+            kind: req.kind,
+            expect: req.expect,
+            status,
+            latency: started.elapsed(),
+            target: String::from_utf8_lossy(&req.target).into_owned(),
+            method: req.method,
+        });
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            tokio::time::sleep(next - now).await;
+        } else {
+            next = now;
+        }
+    }
+}

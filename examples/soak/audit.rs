@@ -28,6 +28,8 @@ pub struct Received {
     /// Bytes of body received; `None` when the body was cut off (the
     /// gateway aborts an upload over its size limit).
     pub body_len: Option<usize>,
+    /// `X-Request-Id`, if any.
+    pub request_id: Option<String>,
     /// The body length the client declared in `x-soak-body-len`.
     pub declared_len: Option<usize>,
 }
@@ -142,6 +144,7 @@ pub fn forged() -> Vec<Received> {
         subjects: vec!["viewer".into()],
         body_len: Some(0),
         declared_len: None,
+        request_id: None,
     };
     vec![
         base.clone(),
@@ -200,6 +203,7 @@ mod tests {
             subjects: vec![caller.into()],
             body_len: Some(0),
             declared_len: None,
+            request_id: None,
         }
     }
 

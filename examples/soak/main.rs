@@ -259,6 +259,10 @@ fn run(args: &Args) -> Result<(String, Vec<String>), String> {
         samples,
         totals,
         received: received.len(),
+        received_ids: received
+            .iter()
+            .filter_map(|r| r.request_id.clone())
+            .collect(),
         violations,
         self_check,
         reloads,

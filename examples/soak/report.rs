@@ -30,6 +30,8 @@ pub struct Run {
     pub samples: Vec<Sample>,
     pub totals: Totals,
     pub received: usize,
+    /// Request ids the backend received.
+    pub received_ids: std::collections::HashSet<String>,
     pub violations: Vec<Violation>,
     pub self_check: Result<usize, String>,
     pub reloads: Vec<(String, f64)>,
@@ -187,8 +189,13 @@ pub fn write(out: &Path, run: &mut Run) -> Result<String, String> {
     );
     if !t.examples.is_empty() {
         let _ = writeln!(w, "## Unexpected answers (first {})\n", t.examples.len());
-        for e in &t.examples {
-            let _ = writeln!(w, "- {e}");
+        for (e, id) in &t.examples {
+            let seen = run.received_ids.contains(id);
+            let _ = writeln!(
+                w,
+                "- {e}; the backend {} it",
+                if seen { "received" } else { "never received" }
+            );
         }
         let _ = writeln!(w);
     }

@@ -36,6 +36,12 @@ pub struct Outcome {
     pub target: String,
     /// The method.
     pub method: &'static str,
+    /// The `X-Request-Id` it was sent with.
+    pub id: String,
+    /// How far the exchange got.
+    pub stage: &'static str,
+    /// The exchange before it on the same connection ("" for a new one).
+    pub previous: String,
 }
 
 /// Answers in one second of the run.
@@ -60,8 +66,8 @@ pub struct Totals {
     pub false_allow: u64,
     /// A 401 or 403 where the table allows.
     pub false_refusal: u64,
-    /// The first few unexpected answers, described.
-    pub examples: Vec<String>,
+    /// The first few unexpected answers, described, with their request ids.
+    pub examples: Vec<(String, String)>,
 }
 
 /// Shared by the workers (writing) and the sampler (reading per second).
@@ -136,16 +142,29 @@ impl Stats {
                 t.false_refusal += 1;
             }
             if t.examples.len() < 20 {
+                let answer = match o.status {
+                    Some(s) => s.to_string(),
+                    None => format!(
+                        "nothing after {:.1} s (at: {}; before it on this connection: {})",
+                        o.latency.as_secs_f64(),
+                        o.stage,
+                        if o.previous.is_empty() {
+                            "none"
+                        } else {
+                            &o.previous
+                        }
+                    ),
+                };
                 let what = format!(
-                    "{:.1} s: {} {} {} (expected {:?}) answered {}",
+                    "{:.1} s: {} {} {} (expected {:?}, X-Request-Id {}) answered {answer}",
                     self.start.elapsed().as_secs_f64(),
                     o.kind,
                     o.method,
                     o.target,
                     o.expect,
-                    o.status.map_or("nothing".to_string(), |s| s.to_string())
+                    o.id,
                 );
-                t.examples.push(what);
+                t.examples.push((what, o.id));
             }
         }
     }
@@ -188,6 +207,9 @@ mod tests {
             latency: Duration::from_millis(1),
             target: "/x".into(),
             method: "GET",
+            id: "t".into(),
+            stage: "",
+            previous: String::new(),
         };
         s.record(o(Expect::Deny, Some(403)));
         s.record(o(Expect::Deny, Some(503)));

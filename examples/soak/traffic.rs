@@ -296,18 +296,26 @@ fn body(payload: Payload) -> Body {
 }
 
 /// Sends one planned request on `conn` (opening one when there is none);
-/// the answer's status, or `None` when the exchange failed.
+/// the answer's status, or `None` when the exchange failed. `stage` says
+/// how far it got (for an exchange that never ends).
 async fn send(
     gateway: SocketAddr,
     conn: &mut Option<SendRequest<Body>>,
     req: &Planned,
+    id: &str,
+    stage: &mut &'static str,
 ) -> Option<u16> {
     if req.raw {
-        return send_raw(gateway, req).await;
+        *stage = "raw exchange";
+        return send_raw(gateway, req, id).await;
     }
+    let mut reused = true;
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        reused = false;
+        *stage = "connect";
         let stream = TcpStream::connect(gateway).await.ok()?;
         let _ = stream.set_nodelay(true);
+        *stage = "handshake";
         let (s, c) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .ok()?;
@@ -318,7 +326,8 @@ async fn send(
     let mut b = http::Request::builder()
         .method(req.method)
         .uri(std::str::from_utf8(&req.target).ok()?)
-        .header("host", "soak.test");
+        .header("host", "soak.test")
+        .header("x-request-id", id);
     if let Some(c) = &req.caller {
         b = b.header("authorization", format!("Bearer {c}"));
     }
@@ -330,9 +339,20 @@ async fn send(
     }
     let r = b.body(body(req.payload)).ok()?;
     let result = async {
+        *stage = if reused {
+            "ready (reused connection)"
+        } else {
+            "ready (new connection)"
+        };
         s.ready().await.ok()?;
+        *stage = if reused {
+            "response head (reused connection)"
+        } else {
+            "response head (new connection)"
+        };
         let resp = s.send_request(r).await.ok()?;
         let status = resp.status().as_u16();
+        *stage = "response body";
         resp.into_body().collect().await.ok()?;
         Some(status)
     }
@@ -344,11 +364,12 @@ async fn send(
 }
 
 /// A hostile target, byte for byte, on a connection of its own.
-async fn send_raw(gateway: SocketAddr, req: &Planned) -> Option<u16> {
+async fn send_raw(gateway: SocketAddr, req: &Planned, id: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(gateway).await.ok()?;
     let mut bytes = format!("{} ", req.method).into_bytes();
     bytes.extend_from_slice(&req.target);
     bytes.extend_from_slice(b" HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n");
+    bytes.extend_from_slice(format!("X-Request-Id: {id}\r\n").as_bytes());
     if let Some(c) = &req.caller {
         bytes.extend_from_slice(format!("Authorization: Bearer {c}\r\n").as_bytes());
     }
@@ -380,16 +401,38 @@ pub async fn worker(
     let mut conn = None;
     let interval = Duration::from_secs_f64(1.0 / per_second);
     let mut next = Instant::now();
+    let mut seq = 0u64;
+    // The previous exchange on the kept-alive connection, for the report.
+    let mut previous = String::new();
     while Instant::now() < until {
         let req = plan(&mut rng, &hostile);
+        seq += 1;
+        let id = format!("soak-{seed:x}-{seq}");
+        let mut stage = "";
         let started = Instant::now();
-        let status = tokio::time::timeout(Duration::from_secs(10), send(gateway, &mut conn, &req))
-            .await
-            .ok()
-            .flatten();
+        let status = tokio::time::timeout(
+            Duration::from_secs(10),
+            send(gateway, &mut conn, &req, &id, &mut stage),
+        )
+        .await
+        .ok()
+        .flatten();
         if fresh || status.is_none() {
             conn = None;
         }
+        let before = std::mem::replace(
+            &mut previous,
+            match (&conn, req.raw) {
+                (Some(_), false) => format!(
+                    "{} {} {} answered {}",
+                    req.kind,
+                    req.method,
+                    String::from_utf8_lossy(&req.target),
+                    status.map_or("nothing".into(), |s| s.to_string())
+                ),
+                _ => String::new(),
+            },
+        );
         stats.record(Outcome {
             kind: req.kind,
             expect: req.expect,
@@ -397,6 +440,9 @@ pub async fn worker(
             latency: started.elapsed(),
             target: String::from_utf8_lossy(&req.target).into_owned(),
             method: req.method,
+            id,
+            stage,
+            previous: before,
         });
         next += interval;
         let now = Instant::now();

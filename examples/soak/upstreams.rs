@@ -163,6 +163,7 @@ async fn backend_answer(
         authorization: text("authorization").into_iter().next(),
         subjects: text("x-authenticated-subject"),
         body_len,
+        request_id: text("x-request-id").into_iter().next(),
         declared_len: text("x-soak-body-len").first().and_then(|v| v.parse().ok()),
     };
     up.received.lock().expect("lock").push(rec);

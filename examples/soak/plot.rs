@@ -38,9 +38,25 @@ const ORANGE: RGBColor = RGBColor(230, 120, 0);
 const GREEN: RGBColor = RGBColor(0, 140, 60);
 const PURPLE: RGBColor = RGBColor(120, 60, 170);
 
+/// Width and height of the plot, pixels.
+const SIZE: (u32, u32) = (1200, 1200);
+
 /// Draws the plot into `out` (PNG).
 pub fn draw(out: &Path, samples: &[Sample], marks: &Marks) -> Result<(), Box<dyn Error>> {
-    let root = BitMapBackend::new(out, (1200, 1200)).into_drawing_area();
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw_panels(&mut rgb, samples, marks)?;
+    let file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let png = image::codecs::png::PngEncoder::new_with_quality(
+        file,
+        image::codecs::png::CompressionType::Best,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    image::ImageEncoder::write_image(png, &rgb, SIZE.0, SIZE.1, image::ColorType::Rgb8)?;
+    Ok(())
+}
+
+fn draw_panels(rgb: &mut [u8], samples: &[Sample], marks: &Marks) -> Result<(), Box<dyn Error>> {
+    let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (title, rest) = root.split_vertically(40);
     title.draw_text(

@@ -18,6 +18,7 @@ mod audit;
 #[path = "../../tests/support/corpus.rs"]
 mod corpus;
 mod gateway;
+mod mix;
 mod plot;
 mod report;
 mod sampler;

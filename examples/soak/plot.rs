@@ -114,7 +114,7 @@ fn draw_panels(rgb: &mut [u8], samples: &[Sample], marks: &Marks) -> Result<(), 
         .label(format!("least-squares trend: {per_min:+.1} KiB/min"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     }
-    legend(&mut c)?;
+    legend(&mut c, SeriesLabelPosition::LowerLeft)?;
 
     // File descriptors and connections.
     let fds: Vec<(f64, f64)> = samples.iter().map(|s| (s.t as f64, s.fds as f64)).collect();
@@ -136,7 +136,7 @@ fn draw_panels(rgb: &mut [u8], samples: &[Sample], marks: &Marks) -> Result<(), 
     c.draw_series(LineSeries::new(conns, &ORANGE))?
         .label("permgate_open_connections")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ORANGE));
-    legend(&mut c)?;
+    legend(&mut c, SeriesLabelPosition::UpperLeft)?;
 
     // Latency, log scale.
     let floor = 0.05;
@@ -171,7 +171,7 @@ fn draw_panels(rgb: &mut [u8], samples: &[Sample], marks: &Marks) -> Result<(), 
     c.draw_series(LineSeries::new(p99, &RED))?
         .label("p99")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    legend(&mut c)?;
+    legend(&mut c, SeriesLabelPosition::UpperLeft)?;
 
     // Answers by class.
     let groups: [(&str, &[usize], RGBColor); 4] = [
@@ -207,7 +207,7 @@ fn draw_panels(rgb: &mut [u8], samples: &[Sample], marks: &Marks) -> Result<(), 
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    legend(&mut c)?;
+    legend(&mut c, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
@@ -240,9 +240,10 @@ fn chart<'a>(
 
 fn legend<'a, CT: CoordTranslate>(
     c: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    at: SeriesLabelPosition,
 ) -> Result<(), Box<dyn Error>> {
     c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 13))

@@ -9,12 +9,14 @@ use crate::sampler::{Sample, rss_slope};
 use crate::stats::{CLASSES, Totals, quantile};
 
 /// Above this RSS slope after warm-up (KiB per minute) the summary flags
-/// memory growth. Over the 8 minutes after a 10-minute run's warm-up it is
-/// 1 MiB in all, about 1% of the gateway's resident size in this soak,
-/// and it is what a leak of about 11 bytes per request would show at 200
-/// requests/s; smaller slopes are within what mimalloc's page reuse moves
-/// RSS by from minute to minute.
-pub const SLOPE_LIMIT_KIB_PER_MIN: f64 = 128.0;
+/// memory growth. RSS in this soak swings by about 1 MiB either way as the
+/// faults come and go every minute, so slopes fitted over a few minutes of
+/// a gateway that does not grow scatter by a few hundred KiB/min (the
+/// summary shows the slopes of both halves of the window). 512 KiB/min, 4
+/// MiB over the 8 minutes after a 10-minute run's warm-up, is beyond that
+/// scatter, and is what a leak of about 50 bytes per request shows at the
+/// 170-200 requests/s the soak sends.
+pub const SLOPE_LIMIT_KIB_PER_MIN: f64 = 512.0;
 
 /// A post-warm-up window shorter than this (s) is reported, not judged.
 pub const MIN_JUDGED_WINDOW: u64 = 300;
@@ -52,7 +54,7 @@ fn span(v: impl Iterator<Item = u64> + Clone) -> (u64, u64, u64) {
 }
 
 /// Whether the memory verdict flags growth; with its sentence.
-pub fn memory_verdict(slope: Option<f64>, window: u64) -> (bool, String) {
+pub fn memory_verdict(slope: Option<f64>, window: u64, halves: &str) -> (bool, String) {
     match slope {
         None => (false, "not enough samples after warm-up".into()),
         Some(s) if window < MIN_JUDGED_WINDOW => (
@@ -64,12 +66,14 @@ pub fn memory_verdict(slope: Option<f64>, window: u64) -> (bool, String) {
         Some(s) if s > SLOPE_LIMIT_KIB_PER_MIN => (
             true,
             format!(
-                "{s:+.1} KiB/min: **FLAG, above the limit of {SLOPE_LIMIT_KIB_PER_MIN} KiB/min**"
+                "{s:+.1} KiB/min{halves}: **FLAG, above the limit of {SLOPE_LIMIT_KIB_PER_MIN} KiB/min**"
             ),
         ),
         Some(s) => (
             false,
-            format!("{s:+.1} KiB/min: holds still (limit {SLOPE_LIMIT_KIB_PER_MIN} KiB/min)"),
+            format!(
+                "{s:+.1} KiB/min{halves}: holds still (limit {SLOPE_LIMIT_KIB_PER_MIN} KiB/min)"
+            ),
         ),
     }
 }
@@ -78,8 +82,17 @@ pub fn memory_verdict(slope: Option<f64>, window: u64) -> (bool, String) {
 pub fn write(out: &Path, run: &mut Run) -> Result<String, String> {
     let s = &run.samples;
     let slope = rss_slope(s, run.warmup);
-    let window = s.last().map_or(0, |l| l.t).saturating_sub(run.warmup);
-    let (flag, memory) = memory_verdict(slope, window);
+    let end = s.last().map_or(0, |l| l.t);
+    let window = end.saturating_sub(run.warmup);
+    let mid = run.warmup + window / 2;
+    let halves = match (
+        rss_slope(&s[..s.partition_point(|x| x.t < mid)], run.warmup),
+        rss_slope(s, mid),
+    ) {
+        (Some(a), Some(b)) => format!(" (halves of the window: {a:+.0} and {b:+.0})"),
+        _ => String::new(),
+    };
+    let (flag, memory) = memory_verdict(slope, window, &halves);
     if flag {
         run.failures.push("RSS grows after warm-up".into());
     }
@@ -266,9 +279,9 @@ mod tests {
 
     #[test]
     fn the_memory_verdict_flags_only_a_judged_rising_slope() {
-        assert!(memory_verdict(Some(500.0), 480).0);
-        assert!(!memory_verdict(Some(20.0), 480).0);
-        assert!(!memory_verdict(Some(500.0), 48).0);
-        assert!(!memory_verdict(None, 480).0);
+        assert!(memory_verdict(Some(600.0), 480, "").0);
+        assert!(!memory_verdict(Some(20.0), 480, "").0);
+        assert!(!memory_verdict(Some(600.0), 48, "").0);
+        assert!(!memory_verdict(None, 480, "").0);
     }
 }

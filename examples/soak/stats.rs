@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::traffic::Expect;
+use crate::mix::Expect;
 
 /// Answer classes, in report order; the last is "no answer" (the
 /// connection failed or closed before a status line).
@@ -97,7 +97,7 @@ pub fn class_of(status: Option<u16>) -> usize {
 fn acceptable(expect: Expect, status: Option<u16>) -> bool {
     use Expect::*;
     match (expect, status) {
-        (Hostile, _) | (TooLarge, None) => true,
+        (Hostile, _) | (TooLarge | UploadRefused, None) => true,
         (_, None) => false,
         (Allow, Some(s)) => (200..300).contains(&s) || matches!(s, 502..=504),
         (Deny, Some(s)) => matches!(s, 403 | 503),
@@ -105,6 +105,7 @@ fn acceptable(expect: Expect, status: Option<u16>) -> bool {
         (BadRequest, Some(s)) => s == 400,
         // Grants are resolved first: 503 while they cannot be.
         (TooLarge, Some(s)) => matches!(s, 413 | 503),
+        (UploadRefused, Some(s)) => matches!(s, 403 | 503),
     }
 }
 

@@ -92,6 +92,11 @@ pub async fn handle(
     let snapshot = shared.snapshot.load_full();
     let request_id = shared.request_ids.for_request(req.headers());
     let method = req.method().clone();
+    // An HTTP/1 connection whose request body is left unread is closed
+    // after the answer; a refusal says so, or a keep-alive client would
+    // send its next request into the closing connection.
+    let body_left =
+        req.version() <= http::Version::HTTP_11 && !http_body::Body::is_end_stream(req.body());
     // Kept small across the await: only a trace id, and only when logged.
     let trace: Option<Box<str>> = shared
         .config
@@ -119,7 +124,12 @@ pub async fn handle(
             Ok(resp) => (resp, None),
             Err(refusal) => {
                 outcome.decision.get_or_insert(refusal.label());
-                let resp = refusal_response(&refusal, &request_id, &shared.config.auth.challenge);
+                let mut resp =
+                    refusal_response(&refusal, &request_id, &shared.config.auth.challenge);
+                if body_left {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 (resp, Some(refusal))
             }
         };

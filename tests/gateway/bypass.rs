@@ -33,10 +33,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::corpus::{corpus, decode_once, expand};
 use crate::support::*;
-
-/// The corpus; see its header for the line format.
-const CORPUS: &str = include_str!("../data/bypass-corpus.txt");
 
 /// The caller's token and only grant.
 const VIEWER: &str = "viewer";
@@ -240,56 +238,6 @@ const LENIENT: Profile = Profile {
     lenient: true,
 };
 
-/// One corpus vector.
-struct Vector {
-    line: usize,
-    text: String,
-    bytes: Vec<u8>,
-}
-
-/// Parses the corpus: one target per line, `<0xHH>` and `<*N:TEXT>` expanded.
-fn corpus() -> Vec<Vector> {
-    CORPUS
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| Vector {
-            line: i + 1,
-            text: l.to_string(),
-            bytes: expand(l).unwrap_or_else(|e| panic!("corpus line {}: {e}: {l}", i + 1)),
-        })
-        .collect()
-}
-
-fn expand(line: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut rest = line;
-    while let Some(start) = rest.find('<') {
-        out.extend_from_slice(&rest.as_bytes()[..start]);
-        let tail = &rest[start..];
-        if let Some(hex) = tail.strip_prefix("<0x").and_then(|t| t.get(..3)) {
-            if let (Some(h), true) = (hex.get(..2), hex.ends_with('>')) {
-                let b = u8::from_str_radix(h, 16).map_err(|e| format!("bad <0x{h}>: {e}"))?;
-                out.push(b);
-                rest = &tail[6..];
-                continue;
-            }
-        }
-        if let Some(spec) = tail.strip_prefix("<*") {
-            let end = spec.find('>').ok_or("unterminated <*N:TEXT>")?;
-            let (n, text) = spec[..end].split_once(':').ok_or("<*N:TEXT> needs ':'")?;
-            let n: usize = n.parse().map_err(|e| format!("bad repeat count: {e}"))?;
-            out.extend_from_slice(text.repeat(n).as_bytes());
-            rest = &spec[end + 1..];
-            continue;
-        }
-        out.push(b'<');
-        rest = &tail[1..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    Ok(out)
-}
-
 /// The raw request a vector is sent as.
 fn request_bytes(method: &str, target: &[u8]) -> Vec<u8> {
     let mut req = Vec::with_capacity(target.len() + 128);
@@ -337,24 +285,6 @@ fn status_of(resp: &[u8]) -> Option<u16> {
 // The oracle: is a forwarded path one this caller may use, however the
 // backend reads it?
 // ---------------------------------------------------------------------------
-
-/// Percent-decodes once. `None` for a `%` not followed by two hex digits.
-fn decode_once(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
 
 /// What a backend that folds Unicode compatibility forms (NFKC) or Windows
 /// best-fit mappings could turn a character into, when that contains `.`,

@@ -300,3 +300,70 @@ async fn max_connections_holds_back_the_next_connection_until_one_closes() {
     assert_eq!(backend.last().unwrap().target, "/public/3");
     drop(second);
 }
+
+/// Sends `req` on `s` and reads one whole answer (its body by
+/// `Content-Length`): the status and the lower-cased head; `None` when the
+/// connection closes first. Waits 5 s at most.
+async fn exchange(s: &mut TcpStream, req: &[u8]) -> Option<(u16, String)> {
+    s.write_all(req).await.ok()?;
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut read = async |buf: &mut Vec<u8>| -> Option<()> {
+        let n = tokio::time::timeout_at(deadline.into(), s.read(&mut tmp))
+            .await
+            .expect("an answer or a close within 5 s")
+            .ok()?;
+        (n > 0).then(|| buf.extend_from_slice(&tmp[..n]))
+    };
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read(&mut buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < end + length {
+        read(&mut buf).await?;
+    }
+    Some((status_of(&buf)?, head))
+}
+
+#[tokio::test]
+async fn a_refusal_that_leaves_the_body_unread_says_the_connection_closes() {
+    let backend = Backend::echo().await;
+    let gw = GatewayBuilder::new(ROUTES).backend(backend.addr).start();
+    let next = b"GET /public/a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+    // Control: a refused request without a body keeps the connection.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let refused = b"GET /private/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let (status, head) = exchange(&mut s, refused).await.expect("an answer");
+    assert_eq!(status, 403);
+    assert!(!head.contains("connection: close"), "{head}");
+    assert_eq!(exchange(&mut s, next).await.map(|a| a.0), Some(200));
+
+    // Refused while most of its body is still to come: a connection the
+    // gateway then closes must be announced in the answer, or a keep-alive
+    // client sends its next request into a connection that is going away.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut refused =
+        b"PUT /private/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 300000\r\n\r\n".to_vec();
+    refused.extend_from_slice(&[b'x'; 1000]);
+    let (status, head) = exchange(&mut s, &refused).await.expect("an answer");
+    assert_eq!(status, 403);
+    if !head.contains("connection: close") {
+        let mut rest = vec![b'x'; 299_000];
+        rest.extend_from_slice(next);
+        assert_eq!(
+            exchange(&mut s, &rest).await.map(|a| a.0),
+            Some(200),
+            "the connection closed after an answer that did not say so: {head}"
+        );
+    }
+}

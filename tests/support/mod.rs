@@ -9,6 +9,7 @@
 //!   runs the gateway on its own threads until stopped, or as a process
 //!   ([`GatewayProcess`]);
 //! * [`client`]: one-request HTTP/1.1 and HTTP/2 clients and raw TCP;
+//! * [`corpus`]: the bypass corpus of hostile request targets;
 //! * [`logs`]: log capture into memory;
 //! * [`metrics`]: scraping `/metrics` and reading a series;
 //! * [`redis`]: a real `redis-server` on a free port, for the shared cache;
@@ -18,6 +19,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod corpus;
 pub mod gateway;
 pub mod logs;
 pub mod metrics;

@@ -41,3 +41,32 @@ ROUTES
 
 # The median of whitespace-separated numbers on stdin.
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+# $DIR/$1.toml: permgate with one worker on $HOST:$2 (admin on $3) in front
+# of the backend, grants from the permission API cached for $4 (60s when
+# not given); with $5 = tls, TLS with $DIR/server.crt and $DIR/server.key.
+permgate_config() {
+  local tls=""
+  [[ ${5:-} == tls ]] && tls=$'tls_cert = "server.crt"\ntls_key = "server.key"'
+  cat >"$DIR/$1.toml" <<CONFIG
+[server]
+listen = "$HOST:$2"
+workers = 1
+$tls
+[admin]
+listen = "$HOST:$3"
+[upstreams.default]
+url = "http://$HOST:$BACKEND"
+[grants]
+source = "http"
+url = "http://$HOST:$GRANTS/grants"
+[grants.cache]
+ttl = "${4:-60s}"
+[routes]
+file = "routes.toml"
+watch = false
+[log]
+access_log = false
+level = "warn"
+CONFIG
+}

@@ -40,26 +40,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
 
 start_backend
-cat >"$DIR/permgate.toml" <<CONFIG
-[server]
-listen = "$HOST:$PERMGATE"
-workers = 1
-tls_cert = "server.crt"
-tls_key = "server.key"
-[admin]
-listen = "$HOST:$ADMIN"
-[upstreams.default]
-url = "http://$HOST:$BACKEND"
-[grants]
-source = "http"
-url = "http://$HOST:$GRANTS/grants"
-[routes]
-file = "routes.toml"
-watch = false
-[log]
-access_log = false
-level = "warn"
-CONFIG
+permgate_config permgate $PERMGATE $ADMIN 60s tls
 taskset -c 1 target/release/permgate run --config "$DIR/permgate.toml" &
 PIDS+=($!)
 

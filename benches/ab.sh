@@ -39,26 +39,7 @@ cargo build --release --quiet --example bench_upstream
 
 start_backend
 for side in A B; do
-  cat >"$DIR/$side.toml" <<CONFIG
-[server]
-listen = "$HOST:${PORT[$side]}"
-workers = 1
-[admin]
-listen = "$HOST:${ADMIN[$side]}"
-[upstreams.default]
-url = "http://$HOST:$BACKEND"
-[grants]
-source = "http"
-url = "http://$HOST:$GRANTS/grants"
-[grants.cache]
-ttl = "$TTL"
-[routes]
-file = "routes.toml"
-watch = false
-[log]
-access_log = false
-level = "warn"
-CONFIG
+  permgate_config "$side" "${PORT[$side]}" "${ADMIN[$side]}" "$TTL"
   taskset -c 1 "${BIN[$side]}" run --config "$DIR/$side.toml" &
   PIDS+=($!)
 done

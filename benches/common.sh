@@ -41,3 +41,86 @@ ROUTES
 
 # The median of whitespace-separated numbers on stdin.
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+# $DIR/$1.toml: permgate with one worker on $HOST:$2 (admin on $3) in front
+# of the backend, grants from the permission API cached for $4 (60s when
+# not given); with $5 = tls, TLS with $DIR/server.crt and $DIR/server.key.
+permgate_config() {
+  local tls=""
+  [[ ${5:-} == tls ]] && tls=$'tls_cert = "server.crt"\ntls_key = "server.key"'
+  cat >"$DIR/$1.toml" <<CONFIG
+[server]
+listen = "$HOST:$2"
+workers = 1
+$tls
+[admin]
+listen = "$HOST:$3"
+[upstreams.default]
+url = "http://$HOST:$BACKEND"
+[grants]
+source = "http"
+url = "http://$HOST:$GRANTS/grants"
+[grants.cache]
+ttl = "${4:-60s}"
+[routes]
+file = "routes.toml"
+watch = false
+[log]
+access_log = false
+level = "warn"
+CONFIG
+}
+
+# $DIR/$1/nginx.conf: nginx, one worker, in front of the backend on
+# $HOST:$2 (listen parameters $3, such as "ssl http2", with $DIR/server.crt
+# and $DIR/server.key), with $4 added to `location /` (such as
+# "auth_request /_authz;", which asks the permission API).
+nginx_config() {
+  local d="$DIR/$1" user="" nofile
+  nofile=$(ulimit -n)
+  mkdir -p "$d"
+  ((EUID == 0)) && user="user $(id -un) $(id -gn);"
+  cat >"$d/nginx.conf" <<NGINX
+$user
+worker_processes 1;
+worker_rlimit_nofile $nofile;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections $((nofile / 2)); }
+http {
+  access_log off;
+  server_tokens off;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream backend { server $HOST:$BACKEND; keepalive 1024; keepalive_requests 1000000; keepalive_timeout 120s; }
+  upstream grants { server $HOST:$GRANTS; keepalive 1024; keepalive_requests 1000000; keepalive_timeout 120s; }
+  server {
+    listen $HOST:$2 backlog=4096 $3;
+    ssl_certificate $DIR/server.crt;
+    ssl_certificate_key $DIR/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    location / {
+      $4
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /_authz {
+      internal;
+      proxy_pass http://grants/grants;
+      proxy_pass_request_body off;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Content-Length "";
+    }
+  }
+}
+NGINX
+}

@@ -40,60 +40,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
 
 start_backend
-cat >"$DIR/permgate.toml" <<CONFIG
-[server]
-listen = "$HOST:$PERMGATE"
-workers = 1
-tls_cert = "server.crt"
-tls_key = "server.key"
-[admin]
-listen = "$HOST:$ADMIN"
-[upstreams.default]
-url = "http://$HOST:$BACKEND"
-[grants]
-source = "http"
-url = "http://$HOST:$GRANTS/grants"
-[routes]
-file = "routes.toml"
-watch = false
-[log]
-access_log = false
-level = "warn"
-CONFIG
+permgate_config permgate $PERMGATE $ADMIN 60s tls
 taskset -c 1 target/release/permgate run --config "$DIR/permgate.toml" &
 PIDS+=($!)
 
-mkdir -p "$DIR/nginx"
-cat >"$DIR/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx/error.log warn;
-user root;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/nginx/body;
-  proxy_temp_path $DIR/nginx/proxy;
-  fastcgi_temp_path $DIR/nginx/fastcgi;
-  uwsgi_temp_path $DIR/nginx/uwsgi;
-  scgi_temp_path $DIR/nginx/scgi;
-  upstream backend { server $HOST:$BACKEND; keepalive 64; }
-  server {
-    listen $HOST:$NGINX ssl http2;
-    ssl_certificate $DIR/server.crt;
-    ssl_certificate_key $DIR/server.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-NGINX
-taskset -c 1 nginx -c "$DIR/nginx.conf" -e "$DIR/nginx/error.log" &
+nginx_config nginx $NGINX "ssl http2" ""
+taskset -c 1 nginx -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" &
 PIDS+=($!)
 
 wait_ports $BACKEND $GRANTS $PERMGATE $NGINX

@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -35,7 +35,11 @@ use tokio::net::TcpStream;
 /// Idle connections kept per pool.
 const MAX_IDLE: usize = 1024;
 /// An idle connection older than this is closed instead of reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a pool closes the connections idle for longer than
+/// [`IDLE_TIMEOUT`], so a burst's connections (and their buffers) do not
+/// outlive it when no request comes to reuse them.
+const REAP_EVERY: Duration = Duration::from_secs(5);
 /// Reused connections tried before opening a new one.
 const MAX_REUSE_ATTEMPTS: usize = 4;
 
@@ -110,7 +114,7 @@ impl TrackedBody for Empty<Bytes> {
 
 struct Idle<B> {
     sender: SendRequest<B>,
-    since: Instant,
+    since: tokio::time::Instant,
 }
 
 /// A pool of HTTP/1.1 connections to one `host:port`.
@@ -119,6 +123,8 @@ pub struct Http1Pool<B> {
     tls: Option<TlsClient>,
     connect_timeout: Duration,
     idle: Mutex<Vec<Idle<B>>>,
+    /// Whether the task closing stale idle connections runs.
+    reaping: AtomicBool,
 }
 
 impl<B> Http1Pool<B>
@@ -135,6 +141,7 @@ where
             tls,
             connect_timeout,
             idle: Mutex::new(Vec::new()),
+            reaping: AtomicBool::new(false),
         })
     }
 
@@ -152,26 +159,31 @@ where
             let (mut sender, reused) = match self.take_idle() {
                 Some(s) if reuse_attempts < MAX_REUSE_ATTEMPTS => (s, true),
                 // Boxed: rare, and a large future to carry in every request.
-                _ => (Box::pin(self.connect()).await?, false),
+                _ => {
+                    self.start_reaping();
+                    (Box::pin(self.connect()).await?, false)
+                }
             };
             if reused {
                 reuse_attempts += 1;
             }
-            // One timer for waiting on a pooled connection and for the answer.
-            let exchange = async {
-                if reused && sender.ready().await.is_err() {
-                    // Closed while idle: the request goes back untouched.
-                    return Err(req);
+            // A pooled connection is almost always ready at once; only
+            // wait (under the deadline) when it is not. The request is not
+            // moved into that wait, so it is copied once, into the send.
+            if reused && !sender.is_ready() {
+                match tokio::time::timeout_at(deadline, sender.ready()).await {
+                    Err(_) => return Err(TransportError::Timeout),
+                    // Closed while idle: the request is still untouched.
+                    Ok(Err(_)) => continue,
+                    Ok(Ok(())) => {}
                 }
-                Ok(sender.try_send_request(req).await)
-            };
-            let sent = match tokio::time::timeout_at(deadline, exchange).await {
+            }
+            let sent = match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
                 Err(_) => return Err(TransportError::Timeout),
                 Ok(sent) => sent,
             };
             match sent {
-                Err(unsent) => req = unsent,
-                Ok(Ok(resp)) => {
+                Ok(resp) => {
                     let pool = Arc::clone(self);
                     return Ok(resp.map(|body| PooledBody {
                         inner: body,
@@ -179,13 +191,31 @@ where
                         body_sent,
                     }));
                 }
-                Ok(Err(mut e)) => match e.take_message() {
+                Err(mut e) => match e.take_message() {
                     // Not written to the connection: safe to try another one.
                     Some(unsent) if reused => req = unsent,
                     _ => return Err(TransportError::Http(e.into_error())),
                 },
             }
         }
+    }
+
+    /// Starts, on the runtime of the first connection, the task that closes
+    /// stale idle connections; it ends with the pool.
+    fn start_reaping(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REAP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                pool.close_idle_for(IDLE_TIMEOUT);
+            }
+        });
     }
 
     async fn connect(&self) -> Result<SendRequest<B>, TransportError> {
@@ -236,6 +266,13 @@ impl<B> Http1Pool<B> {
         None
     }
 
+    /// Closes the idle connections that are closed already or have been
+    /// idle for `max_idle` or longer.
+    fn close_idle_for(&self, max_idle: Duration) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|c| !c.sender.is_closed() && c.since.elapsed() < max_idle);
+    }
+
     fn put_idle(&self, sender: SendRequest<B>) {
         if sender.is_closed() {
             return;
@@ -244,7 +281,7 @@ impl<B> Http1Pool<B> {
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
                 sender,
-                since: Instant::now(),
+                since: tokio::time::Instant::now(),
             });
         }
     }
@@ -317,5 +354,77 @@ impl<B> Drop for PooledBody<B> {
         if self.inner.is_end_stream() {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    /// An HTTP/1.1 origin on 127.0.0.1 that answers `ok` and counts the
+    /// connections that have ended.
+    async fn origin() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ended = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&ended);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let count = Arc::clone(&count);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (addr, ended)
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_idle_time_are_closed() {
+        let (addr, ended) = origin().await;
+        let pool = Http1Pool::<Empty<Bytes>>::new(addr.to_string(), None, Duration::from_secs(5));
+        let req = Request::get("/")
+            .header("host", "origin")
+            .body(Empty::new())
+            .unwrap();
+        let resp = pool.send(req, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            &resp.into_body().collect().await.unwrap().to_bytes()[..],
+            b"ok"
+        );
+        assert!(
+            pool.reaping.load(Ordering::Relaxed),
+            "the first connection starts the reaper"
+        );
+        let idle = || pool.idle.lock().unwrap().len();
+        assert_eq!(idle(), 1, "pooled once its answer was read");
+
+        pool.close_idle_for(Duration::from_secs(3600));
+        assert_eq!(idle(), 1, "a recently used connection stays");
+        pool.close_idle_for(Duration::ZERO);
+        assert_eq!(idle(), 0, "a connection idle for too long leaves the pool");
+        for _ in 0..500 {
+            if ended.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            ended.load(Ordering::SeqCst),
+            1,
+            "and the origin sees it closed"
+        );
     }
 }

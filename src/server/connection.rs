@@ -73,13 +73,11 @@ pub async fn serve(
         return;
     };
     let _ = stream.set_nodelay(true);
-    if let Some(tls) = &worker.shared.tls {
-        let Some(accepted) = super::tls::accept(tls, stream, protocols.header_timeout).await else {
-            return;
-        };
-        let peer = Peer::new(peer).with_tls(accepted.client_cert_sha256);
-        let io = TokioIo::new(SendDeadline::new(accepted.stream, protocols.send_timeout));
-        return serve_http(worker, &protocols, io, accepted.h2, peer, &mut stop).await;
+    if worker.shared.tls.is_some() {
+        // Boxed, like HTTP/2 below: the task of a plain HTTP/1.1 connection
+        // is allocated for the whole connection and would otherwise be as
+        // large as the largest of them (README, "Memory").
+        return Box::pin(serve_tls(worker, protocols, stream, peer, stop)).await;
     }
     let is_h2 = match tokio::time::timeout(protocols.header_timeout, opens_with_h2_preface(&stream))
         .await
@@ -90,6 +88,25 @@ pub async fn serve(
     };
     let io = TokioIo::new(SendDeadline::new(stream, protocols.send_timeout));
     serve_http(worker, &protocols, io, is_h2, Peer::new(peer), &mut stop).await;
+}
+
+/// The TLS handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls(
+    worker: Arc<Worker>,
+    protocols: Arc<Protocols>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(tls) = &worker.shared.tls else {
+        return;
+    };
+    let Some(accepted) = super::tls::accept(tls, stream, protocols.header_timeout).await else {
+        return;
+    };
+    let peer = Peer::new(peer).with_tls(accepted.client_cert_sha256);
+    let io = TokioIo::new(SendDeadline::new(accepted.stream, protocols.send_timeout));
+    serve_http(worker, &protocols, io, accepted.h2, peer, &mut stop).await;
 }
 
 /// Serves HTTP/2 (`is_h2`) or HTTP/1.1 on `io` until it ends or `stop`.
@@ -122,13 +139,16 @@ async fn serve_http<I>(
         });
         let conn = protocols.h2.serve_connection(io, service);
         let quiet = streams.idle(protocols.header_timeout);
-        drive(
+        // Boxed: an HTTP/2 connection's state is far larger than an
+        // HTTP/1.1 one's, and the task is sized for the largest (README,
+        // "Memory").
+        Box::pin(drive(
             conn,
             |c| c.graceful_shutdown(),
             stop,
             quiet,
             protocols.header_timeout,
-        )
+        ))
         .await
     } else {
         let service = service_fn(move |req| {

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by callgrind (so
+# other load on the machine does not change them): permgate (grants
+# cached, one worker) and nginx `proxy_pass` (one process), both in front
+# of examples/bench_upstream. examples/fixed_load sends a warm-up, then N
+# and M requests over C keep-alive connections; the counters are zeroed
+# before each batch and dumped after it, and the figure is
+# (Ir(M) - Ir(N)) / (M - N), which cancels what is not per request.
+#
+#   benches/instructions.sh [-n N] [-m M] [-c C] [--no-nginx] [BINARY]
+#
+# Leaves the last dump of each in target/instructions/ for
+# `callgrind_annotate --inclusive=yes`. Needs valgrind (callgrind_control);
+# installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=2000 M=6000 C=32 NGINX=1
+while (($#)); do
+  case "$1" in
+    -n) N=$2; shift 2 ;;
+    -m) M=$2; shift 2 ;;
+    -c) C=$2; shift 2 ;;
+    --no-nginx) NGINX=0; shift ;;
+    -*) echo "usage: $0 [-n N] [-m M] [-c C] [--no-nginx] [BINARY]" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+BIN=${1:-target/release/permgate}
+for tool in valgrind callgrind_control; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install valgrind)" >&2; exit 1; }
+done
+if ((NGINX)) && ! command -v nginx >/dev/null; then
+  echo "note: nginx missing: permgate only" >&2
+  NGINX=0
+fi
+if (($# == 0)); then
+  cargo build --release --quiet --bin permgate
+  cargo build --release --quiet --example bench_upstream --example fixed_load
+fi
+OUTDIR=target/instructions
+mkdir -p "$OUTDIR"
+
+HOST=127.0.0.1 BACKEND=19330 GRANTS=19331 PERMGATE=19332 ADMIN=19333 NGINX_PORT=19334
+# shellcheck source=benches/common.sh
+. benches/common.sh
+ports_free $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX_PORT
+start_backend
+TARGET=/api/v2/integrations/credentials/42
+AUTH='Bearer bench-token'
+
+# Total Ir of the newest dump in $1's callgrind output files.
+last_ir() { awk '/^(summary|totals):/ {print $2}' "$(ls -t "$1".* 2>/dev/null | grep -v '\.out$' | head -n1 || echo "$1")" | head -n1; }
+
+# Ir per request of the process under callgrind (pid $1, output prefix $2),
+# driven on port $3.
+per_request() {
+  local pid=$1 out=$2 port=$3 a b
+  target/release/examples/fixed_load "$HOST:$port" "$TARGET" 500 "$C" "$AUTH"
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  target/release/examples/fixed_load "$HOST:$port" "$TARGET" "$N" "$C" "$AUTH"
+  callgrind_control -d "n$N" "$pid" >/dev/null 2>&1
+  a=$(last_ir "$out")
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  target/release/examples/fixed_load "$HOST:$port" "$TARGET" "$M" "$C" "$AUTH"
+  callgrind_control -d "m$M" "$pid" >/dev/null 2>&1
+  b=$(last_ir "$out")
+  awk -v a="$a" -v b="$b" -v n="$N" -v m="$M" 'BEGIN { printf "%.0f", (b - a) / (m - n) }'
+}
+
+permgate_config permgate $PERMGATE $ADMIN
+rm -f "$OUTDIR"/permgate.* "$OUTDIR"/nginx.*
+valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/permgate.%p" \
+  "$BIN" run --config "$DIR/permgate.toml" 2>"$DIR/valgrind-permgate.log" &
+PG=$!
+PIDS+=("$PG")
+wait_ports $BACKEND $GRANTS
+for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$PERMGATE") 2>/dev/null && break; sleep 0.1; done
+pg=$(per_request "$PG" "$OUTDIR/permgate.$PG" $PERMGATE)
+printf 'permgate (grants cached)  %s instructions per request\n' "$pg"
+
+if ((NGINX)); then
+  mkdir -p "$DIR/nginx"
+  user=""
+  ((EUID == 0)) && user="user $(id -un) $(id -gn);"
+  cat >"$DIR/nginx.conf" <<NGINXCONF
+$user
+master_process off;
+daemon off;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/nginx/body;
+  proxy_temp_path $DIR/nginx/proxy;
+  fastcgi_temp_path $DIR/nginx/fastcgi;
+  uwsgi_temp_path $DIR/nginx/uwsgi;
+  scgi_temp_path $DIR/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream backend { server $HOST:$BACKEND; keepalive 256; }
+  server {
+    listen $HOST:$NGINX_PORT;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINXCONF
+  valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/nginx.%p" \
+    nginx -c "$DIR/nginx.conf" -e "$DIR/nginx/error.log" 2>"$DIR/valgrind-nginx.log" &
+  NG=$!
+  PIDS+=("$NG")
+  for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
+  ng=$(per_request "$NG" "$OUTDIR/nginx.$NG" $NGINX_PORT)
+  printf 'nginx proxy_pass          %s instructions per request\n' "$ng"
+  awk -v a="$pg" -v b="$ng" 'BEGIN { printf "permgate/nginx            %.2fx\n", a / b }'
+fi
+echo "callgrind dumps: $OUTDIR (callgrind_annotate --inclusive=yes FILE)" >&2

@@ -22,10 +22,10 @@ use tokio::sync::{Notify, Semaphore, oneshot, watch};
 
 use crate::gateway::{Gateway, Worker};
 
+mod client_stream;
 mod connection;
 mod idle;
 mod proxy_protocol;
-mod send_deadline;
 pub mod tls;
 
 /// Already-bound listeners for [`run`].

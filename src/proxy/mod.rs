@@ -14,6 +14,7 @@ mod real_ip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response, header};
@@ -44,6 +45,9 @@ pub struct Peer {
     pub tls: bool,
     /// The verified client certificate's SHA-256 (lower-case hex), with mTLS.
     pub client_cert_sha256: Option<HeaderValue>,
+    /// Set once an answer went out with the request body left unread: the
+    /// connection then closes, lingering while the body still arrives.
+    body_left_unread: AtomicBool,
 }
 
 impl Peer {
@@ -57,7 +61,13 @@ impl Peer {
             key_memo: crate::grants::KeyMemo::default(),
             tls: false,
             client_cert_sha256: None,
+            body_left_unread: AtomicBool::new(false),
         }
+    }
+
+    /// Whether an answer on this connection left its request body unread.
+    pub fn body_left_unread(&self) -> bool {
+        self.body_left_unread.load(Ordering::Relaxed)
     }
 
     /// The same peer, over TLS, with its verified client certificate.
@@ -127,6 +137,7 @@ pub async fn handle(
                 let mut resp =
                     refusal_response(&refusal, &request_id, &shared.config.auth.challenge);
                 if body_left {
+                    peer.body_left_unread.store(true, Ordering::Relaxed);
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }

@@ -18,8 +18,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::client_stream::ClientStream;
 use super::idle;
-use super::send_deadline::SendDeadline;
 use crate::config::ServerConfig;
 use crate::gateway::Worker;
 use crate::proxy::Peer;
@@ -86,8 +86,9 @@ pub async fn serve(
         // Closed, failed, or silent for request_header_timeout.
         _ => return,
     };
-    let io = TokioIo::new(SendDeadline::new(stream, protocols.send_timeout));
-    serve_http(worker, &protocols, io, is_h2, Peer::new(peer), &mut stop).await;
+    let peer = Arc::new(Peer::new(peer));
+    let io = TokioIo::new(ClientStream::new(stream, protocols.send_timeout, &peer));
+    serve_http(worker, &protocols, io, is_h2, peer, &mut stop).await;
 }
 
 /// The TLS handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
@@ -104,8 +105,12 @@ async fn serve_tls(
     let Some(accepted) = super::tls::accept(tls, stream, protocols.header_timeout).await else {
         return;
     };
-    let peer = Peer::new(peer).with_tls(accepted.client_cert_sha256);
-    let io = TokioIo::new(SendDeadline::new(accepted.stream, protocols.send_timeout));
+    let peer = Arc::new(Peer::new(peer).with_tls(accepted.client_cert_sha256));
+    let io = TokioIo::new(ClientStream::new(
+        accepted.stream,
+        protocols.send_timeout,
+        &peer,
+    ));
     serve_http(worker, &protocols, io, accepted.h2, peer, &mut stop).await;
 }
 
@@ -115,14 +120,13 @@ async fn serve_http<I>(
     protocols: &Protocols,
     io: TokioIo<I>,
     is_h2: bool,
-    peer: Peer,
+    peer_state: Arc<Peer>,
     stop: &mut watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let _open = worker.metrics.connection();
-    let client = peer.addr;
-    let peer_state = Arc::new(peer);
+    let client = peer_state.addr;
     let result = if is_h2 {
         // Closed once no request has been in progress for the header
         // timeout, like an HTTP/1.1 connection waiting for a request head.

@@ -367,3 +367,42 @@ async fn a_refusal_that_leaves_the_body_unread_says_the_connection_closes() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_upload_refused_before_its_body_was_read_still_gets_its_answer() {
+    let backend = Backend::echo().await;
+    let gw = GatewayBuilder::new(ROUTES).backend(backend.addr).start();
+    const BODY: usize = 4 << 20;
+    let mut answered = Vec::new();
+    for i in 0..10 {
+        // Like many simple clients, this one sends its whole body before it
+        // reads the answer. The gateway refuses at the head and closes; its
+        // close must not reset the connection under the answer (lingering
+        // close), or the client finds a reset instead of the 403.
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        let head = format!(
+            "PUT /private/{i} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {BODY}\r\n\r\n"
+        );
+        let sent = async {
+            s.write_all(head.as_bytes()).await?;
+            let chunk = [b'x'; 64 * 1024];
+            for _ in 0..BODY / chunk.len() {
+                s.write_all(&chunk).await?;
+            }
+            std::io::Result::Ok(())
+        };
+        // Many clients (hyper's among them) give up on the answer once a
+        // write fails, so the upload must not meet a reset either.
+        let sent = tokio::time::timeout(Duration::from_secs(10), sent).await;
+        assert!(
+            matches!(sent, Ok(Ok(()))),
+            "upload {i}: the body was not taken: {sent:?}"
+        );
+        let (read, _write) = s.into_split();
+        let (got, ended) = reader(read, Duration::from_secs(10)).await.unwrap();
+        assert!(ended.is_some(), "upload {i}: the connection stayed open");
+        answered.push(status_of(&got));
+    }
+    assert!(answered.iter().all(|s| *s == Some(403)), "{answered:?}");
+    assert!(backend.requests().is_empty(), "nothing was forwarded");
+}

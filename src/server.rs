@@ -90,7 +90,13 @@ pub async fn run(
                         return;
                     }
                 };
-                rt.block_on(serve_worker(worker, listener, stop, slots, timeout));
+                rt.block_on(async {
+                    if let Some(&housekeeping) = WORKER_HOUSEKEEPING.get() {
+                        // Ends with the runtime, when serve_worker returns.
+                        tokio::spawn(every(HOUSEKEEPING_PERIOD, housekeeping));
+                    }
+                    serve_worker(worker, listener, stop, slots, timeout).await
+                });
                 drop(done_tx);
             })?;
         done.push(done_rx);
@@ -124,6 +130,28 @@ pub async fn run(
     }
     tracing::info!("permgate stopped");
     Ok(())
+}
+
+/// How often each worker thread runs the housekeeping hook.
+const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
+static WORKER_HOUSEKEEPING: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets a function every worker thread calls on itself every few seconds,
+/// for as long as it serves: the binary gives back the memory its allocator
+/// keeps for the thread after a burst of connections (README, "Memory").
+/// Set once, before the gateway starts; later calls are ignored.
+pub fn set_worker_housekeeping(f: fn()) {
+    let _ = WORKER_HOUSEKEEPING.set(f);
+}
+
+async fn every(period: std::time::Duration, f: fn()) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        f();
+    }
 }
 
 /// Runs the gateway on the calling thread until `shutdown` completes: the
@@ -246,5 +274,26 @@ async fn serve_worker(
             open = open.count.load(Ordering::SeqCst),
             "shutdown_timeout reached; closing connections"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count() {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn housekeeping_runs_at_once_and_then_every_period() {
+        let task = tokio::spawn(super::every(super::HOUSEKEEPING_PERIOD, count));
+        tokio::time::sleep(super::HOUSEKEEPING_PERIOD * 2 + Duration::from_millis(100)).await;
+        task.abort();
+        // At 0, one period and two periods.
+        assert_eq!(CALLS.load(Ordering::SeqCst), 3);
     }
 }

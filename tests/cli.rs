@@ -3,28 +3,12 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::cli::{permgate, repo, run, text};
 use support::config_with_routes;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn permgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_permgate"))
-}
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn run(args: &[&str]) -> Output {
-    permgate().args(args).output().expect("permgate runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn check_passes_every_example_config() {

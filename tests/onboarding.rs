@@ -6,8 +6,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::cli::repo;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
@@ -16,10 +18,6 @@ use serde_json::Value;
 use support::*;
 
 const CREDENTIAL: &str = "/flexdeploy/rest/v2/administration/security/credential";
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 fn permgate(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_permgate"))

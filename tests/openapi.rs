@@ -7,10 +7,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::cli::{repo, run as permgate, text};
+
 use support::config_with_routes;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use permgate::cli::failing_tests;
 use permgate::decision::{ExplainRequest, Grants, explain};
@@ -20,21 +21,6 @@ use permgate::routes::{Access, RouteTable};
 const GITHUB: &str = "tests/data/cache/api.github.com-23.0.2.json";
 const GITHUB_SCRIPT: &str = "tests/data/fetch-github-openapi.sh";
 const GITHUB_TEMPLATE: &str = "template:github:{tag}:{resource}:{action}";
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn permgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_permgate"))
-        .args(args)
-        .output()
-        .expect("permgate runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn parse_routes(text: &str, file: &Path) -> RouteTable {
     permgate::routes::parse(text, file, &["default".to_string()])

@@ -5,9 +5,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::cli::{run as permgate, text};
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use permgate::grants::hash_token;
 use serde_json::Value;
@@ -40,17 +41,6 @@ fn grants() -> String {
         "[[subject]]\nname = \"viewer\"\ntoken_sha256 = \"{}\"\nallow = [\"widgets:view\"]\n",
         hash_token("viewer-token")
     )
-}
-
-fn permgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_permgate"))
-        .args(args)
-        .output()
-        .expect("permgate runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// `permgate suggest` against the gateway's admin listener; its stdout.

@@ -18,6 +18,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod backend;
+pub mod cli;
 pub mod client;
 pub mod corpus;
 pub mod gateway;

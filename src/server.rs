@@ -163,11 +163,44 @@ pub fn serve_blocking(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    raise_open_file_limit(gateway.shared.config.server.max_connections);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the runtime: {e}")))?;
     rt.block_on(run(gateway, listeners, shutdown))
+}
+
+/// Raises the soft limit on open files to the hard limit: every client
+/// connection takes a descriptor and so does every upstream connection, and
+/// a soft limit of 1,024 (a common default) would refuse connections long
+/// before `max_connections`. Warns when even the hard limit is below what
+/// `max_connections` may need. Returns the soft limit now in force (`None`:
+/// unlimited).
+pub fn raise_open_file_limit(max_connections: usize) -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    let needed = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(64);
+    if let Some(n) = now.filter(|&n| n < needed) {
+        tracing::warn!(
+            limit = n,
+            needed,
+            "the open-file limit is below 2 x max_connections: connections past it are refused"
+        );
+    }
+    now
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -286,6 +319,24 @@ mod tests {
 
     fn count() {
         CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let hard = getrlimit(Resource::Nofile).maximum;
+        // Lowered first (to 512, or the hard limit if that is lower), so
+        // the call has something to raise.
+        let low = hard.map_or(512, |h| h.min(512));
+        let lowered = Rlimit {
+            current: Some(low),
+            maximum: hard,
+        };
+        setrlimit(Resource::Nofile, lowered).unwrap();
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(low));
+        let now = super::raise_open_file_limit(1);
+        assert_eq!(getrlimit(Resource::Nofile).current, hard);
+        assert_eq!(now, hard);
     }
 
     #[tokio::test(start_paused = true)]

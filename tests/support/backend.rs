@@ -125,34 +125,7 @@ impl Backend {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let log = Arc::clone(&log);
                         let responder = Arc::clone(&responder);
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let rec = Recorded {
-                                method: parts.method.to_string(),
-                                target: parts.uri.to_string(),
-                                headers: parts.headers,
-                                body,
-                            };
-                            let reply = responder(&rec);
-                            log.lock().unwrap().push(rec);
-                            if !reply.delay.is_zero() {
-                                tokio::time::sleep(reply.delay).await;
-                            }
-                            let mut resp = Response::new(Full::new(reply.body));
-                            *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-                            for (k, v) in reply.headers {
-                                resp.headers_mut().append(
-                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                                    v.parse().unwrap(),
-                                );
-                            }
-                            Ok::<_, Infallible>(resp)
-                        }
+                        async move { Ok::<_, Infallible>(answer(req, &log, &*responder).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -425,4 +398,39 @@ async fn serve_faults(mut stream: tokio::net::TcpStream, log: Arc<Mutex<Vec<Rece
             return;
         }
     }
+}
+
+/// Records `req` in `log` and answers it as `responder` says (after the
+/// reply's delay): the service of [`Backend`] and of the TLS backend.
+pub async fn answer(
+    req: Request<Incoming>,
+    log: &Mutex<Vec<Recorded>>,
+    responder: &(dyn Fn(&Recorded) -> Reply + Send + Sync),
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let rec = Recorded {
+        method: parts.method.to_string(),
+        target: parts.uri.to_string(),
+        headers: parts.headers,
+        body,
+    };
+    let reply = responder(&rec);
+    log.lock().unwrap().push(rec);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut resp = Response::new(Full::new(reply.body));
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap();
+    for (k, v) in reply.headers {
+        resp.headers_mut().append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    resp
 }

@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
 
-use super::backend::{Recorded, Reply};
+use super::backend::{Recorded, Reply, answer};
 
 /// A certificate authority made for one test.
 pub struct TestCa {
@@ -233,34 +233,4 @@ impl TlsBackend {
     pub fn handshakes(&self) -> usize {
         self.handshakes.load(Ordering::SeqCst)
     }
-}
-
-async fn answer(
-    req: Request<Incoming>,
-    log: &Mutex<Vec<Recorded>>,
-    responder: &(dyn Fn(&Recorded) -> Reply + Send + Sync),
-) -> Response<Full<bytes::Bytes>> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let rec = Recorded {
-        method: parts.method.to_string(),
-        target: parts.uri.to_string(),
-        headers: parts.headers,
-        body,
-    };
-    let reply = responder(&rec);
-    log.lock().unwrap().push(rec);
-    let mut resp = Response::new(Full::new(reply.body));
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-    for (k, v) in reply.headers {
-        resp.headers_mut().append(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    resp
 }

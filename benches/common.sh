@@ -114,7 +114,7 @@ http {
     }
     location = /_authz {
       internal;
-      proxy_pass http://grants/grants;
+      proxy_pass http://grants/authz;
       proxy_pass_request_body off;
       proxy_http_version 1.1;
       proxy_set_header Connection "";

@@ -7,7 +7,10 @@
 # before each batch and dumped after it, and the figure is
 # (Ir(M) - Ir(N)) / (M - N), which cancels what is not per request.
 #
-#   benches/instructions.sh [-n N] [-m M] [-c C] [--no-nginx] [BINARY]
+#   benches/instructions.sh [-n N] [-m M] [-c C] [--no-nginx] [--nocache] [BINARY]
+#
+# With --nocache, permgate asks the permission API on every request (ttl
+# 0 s) and nginx does the same with `auth_request`.
 #
 # Leaves the last dump of each in target/instructions/ for
 # `callgrind_annotate --inclusive=yes`. Needs valgrind (callgrind_control);
@@ -15,14 +18,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=2000 M=6000 C=32 NGINX=1
+N=2000 M=6000 C=32 NGINX=1 NOCACHE=0
 while (($#)); do
   case "$1" in
     -n) N=$2; shift 2 ;;
     -m) M=$2; shift 2 ;;
     -c) C=$2; shift 2 ;;
     --no-nginx) NGINX=0; shift ;;
-    -*) echo "usage: $0 [-n N] [-m M] [-c C] [--no-nginx] [BINARY]" >&2; exit 2 ;;
+    --nocache) NOCACHE=1; shift ;;
+    -*) echo "usage: $0 [-n N] [-m M] [-c C] [--no-nginx] [--nocache] [BINARY]" >&2; exit 2 ;;
     *) break ;;
   esac
 done
@@ -68,7 +72,12 @@ per_request() {
   awk -v a="$a" -v b="$b" -v n="$N" -v m="$M" 'BEGIN { printf "%.0f", (b - a) / (m - n) }'
 }
 
-permgate_config permgate $PERMGATE $ADMIN
+TTL=60s PG_LABEL="permgate (grants cached)" NG_LABEL="nginx proxy_pass" AUTHREQ=""
+if ((NOCACHE)); then
+  TTL=0s PG_LABEL="permgate (ttl 0 s)" NG_LABEL="nginx auth_request"
+  AUTHREQ="auth_request /_authz;"
+fi
+permgate_config permgate $PERMGATE $ADMIN $TTL
 rm -f "$OUTDIR"/permgate.* "$OUTDIR"/nginx.*
 valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/permgate.%p" \
   "$BIN" run --config "$DIR/permgate.toml" 2>"$DIR/valgrind-permgate.log" &
@@ -77,7 +86,7 @@ PIDS+=("$PG")
 wait_ports $BACKEND $GRANTS
 for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$PERMGATE") 2>/dev/null && break; sleep 0.1; done
 pg=$(per_request "$PG" "$OUTDIR/permgate.$PG" $PERMGATE)
-printf 'permgate (grants cached)  %s instructions per request\n' "$pg"
+printf '%-25s %s instructions per request\n' "$PG_LABEL" "$pg"
 
 if ((NGINX)); then
   mkdir -p "$DIR/nginx"
@@ -99,12 +108,22 @@ http {
   scgi_temp_path $DIR/nginx/scgi;
   keepalive_requests 1000000;
   upstream backend { server $HOST:$BACKEND; keepalive 256; }
+  upstream grants { server $HOST:$GRANTS; keepalive 256; }
   server {
     listen $HOST:$NGINX_PORT;
     location / {
+      $AUTHREQ
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+    }
+    location = /_authz {
+      internal;
+      proxy_pass http://grants/authz;
+      proxy_pass_request_body off;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Content-Length "";
     }
   }
 }
@@ -115,7 +134,7 @@ NGINXCONF
   PIDS+=("$NG")
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
   ng=$(per_request "$NG" "$OUTDIR/nginx.$NG" $NGINX_PORT)
-  printf 'nginx proxy_pass          %s instructions per request\n' "$ng"
+  printf '%-25s %s instructions per request\n' "$NG_LABEL" "$ng"
   awk -v a="$pg" -v b="$ng" 'BEGIN { printf "permgate/nginx            %.2fx\n", a / b }'
 fi
 echo "callgrind dumps: $OUTDIR (callgrind_annotate --inclusive=yes FILE)" >&2

@@ -4,7 +4,12 @@
 //!
 //! The backend answers every request with a fixed 218-byte JSON body; the
 //! permission API answers `GET /grants` with grants for
-//! `Authorization: Bearer bench-token` and 401 otherwise. One thread each.
+//! `Authorization: Bearer bench-token` and 401 otherwise, and `GET /authz`
+//! with an empty 200 or 401 for nginx `auth_request`. One thread each.
+//!
+//! `/authz` has no body because nginx reads only the head of an
+//! `auth_request` answer: an answer with a body makes it close the
+//! connection after every check, which measures connection setup instead.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,13 +39,15 @@ fn backend(_: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 fn grants(req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    match req
+    let known = req
         .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-    {
-        Some(b"Bearer bench-token") => json(StatusCode::OK, GRANTS),
-        _ => json(StatusCode::UNAUTHORIZED, r#"{"error":"unauthenticated"}"#),
+        .is_some_and(|v| v.as_bytes() == b"Bearer bench-token");
+    match (req.uri().path(), known) {
+        ("/authz", true) => json(StatusCode::OK, ""),
+        ("/authz", false) => json(StatusCode::UNAUTHORIZED, ""),
+        (_, true) => json(StatusCode::OK, GRANTS),
+        (_, false) => json(StatusCode::UNAUTHORIZED, r#"{"error":"unauthenticated"}"#),
     }
 }
 

@@ -136,10 +136,12 @@ async fn serve_http<I>(
             let guard = counted.enter();
             let worker = Arc::clone(&worker);
             let peer = Arc::clone(&peer_state);
-            async move {
+            // Boxed: hyper moves each stream's future (a few KB) several
+            // times on its way into the stream's task.
+            Box::pin(async move {
                 let resp = crate::proxy::handle(&worker, &peer, req).await;
                 Ok::<_, Infallible>(resp.map(|body| idle::Tracked::new(body, guard)))
-            }
+            })
         });
         let conn = protocols.h2.serve_connection(io, service);
         let quiet = streams.idle(protocols.header_timeout);

@@ -12,8 +12,10 @@
 //! handshake (within the connect timeout) before the HTTP/1.1 handshake,
 //! and the pooled connection keeps its TLS stream in its connection task.
 
+mod coarse_timer;
 mod tls;
 
+pub use coarse_timer::{CoarseSleep, CoarseTimer, Elapsed};
 pub use tls::{ClientIdentity, TlsClient, TlsSetupError, load_certificates, load_private_key};
 
 use std::pin::Pin;
@@ -125,6 +127,8 @@ pub struct Http1Pool<B> {
     idle: Mutex<Vec<Idle<B>>>,
     /// Whether the task closing stale idle connections runs.
     reaping: AtomicBool,
+    /// Times each request out (the pool's worker's own timer).
+    timer: CoarseTimer,
 }
 
 impl<B> Http1Pool<B>
@@ -142,6 +146,7 @@ where
             connect_timeout,
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
+            timer: CoarseTimer::default(),
         })
     }
 
@@ -152,7 +157,7 @@ where
         mut req: Request<B>,
         timeout: Duration,
     ) -> Result<Response<PooledBody<B>>, TransportError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now() + timeout;
         let body_sent = req.body().sent();
         let mut reuse_attempts = 0;
         loop {
@@ -171,14 +176,18 @@ where
             // wait (under the deadline) when it is not. The request is not
             // moved into that wait, so it is copied once, into the send.
             if reused && !sender.is_ready() {
-                match tokio::time::timeout_at(deadline, sender.ready()).await {
+                match self.timer.timeout_at(deadline, sender.ready()).await {
                     Err(_) => return Err(TransportError::Timeout),
                     // Closed while idle: the request is still untouched.
                     Ok(Err(_)) => continue,
                     Ok(Ok(())) => {}
                 }
             }
-            let sent = match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
+            let sent = match self
+                .timer
+                .timeout_at(deadline, sender.try_send_request(req))
+                .await
+            {
                 Err(_) => return Err(TransportError::Timeout),
                 Ok(sent) => sent,
             };

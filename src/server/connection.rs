@@ -23,6 +23,7 @@ use super::idle;
 use crate::config::ServerConfig;
 use crate::gateway::Worker;
 use crate::proxy::Peer;
+use crate::transport::CoarseTimer;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -38,7 +39,9 @@ impl Protocols {
     /// Settings from `[server]`.
     pub fn new(server: &ServerConfig) -> Self {
         let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new())
+        // The header-read timeout is armed for every request (and for the
+        // wait before it): a coarse timer makes that cheap.
+        h1.timer(CoarseTimer::default())
             .header_read_timeout(server.request_header_timeout)
             // Headers up to twice the limit reach the handler, which answers
             // a JSON 431; larger ones get hyper's bare 431.

@@ -51,16 +51,6 @@ wait_ports $BACKEND $GRANTS "${PORT[@]}"
 
 TARGET=/api/v2/integrations/credentials/42
 AUTH='Authorization: Bearer bench-token'
-CLK_TCK=$(getconf CLK_TCK)
-# CPU ticks of a process and its children (the nginx worker).
-cpu_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '
-    { pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-      if (pid == root || f[2] == root) t += f[12] + f[13] }
-    END { print t + 0 }'
-}
-to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/) v *= 1000; printf "%.2f", v }'; }
-
 declare -A RPS=() P99=() CPU=()
 for ((r = 1; r <= ROUNDS; r++)); do
   for c in "${CONN_LIST[@]}"; do

@@ -39,6 +39,18 @@ require = ["bench:item:view"]
 ROUTES
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+# CPU ticks (utime+stime) of a process and its children (the nginx worker).
+cpu_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '
+    { pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+      if (pid == root || f[2] == root) t += f[12] + f[13] }
+    END { print t + 0 }'
+}
+
+# wrk latency (1.23ms, 870.00us, 1.02s) in ms.
+to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/) v *= 1000; printf "%.2f", v }'; }
+
 # The median of whitespace-separated numbers on stdin.
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 

@@ -142,14 +142,6 @@ for s in permgate permgate-nocache nginx-authreq; do
   [[ $status == 401 || $status == 403 ]] || { echo "$s let a wrong token through ($status)" >&2; exit 1; }
 done
 
-CLK_TCK=$(getconf CLK_TCK)
-# CPU ticks (utime+stime) of a process and its children.
-cpu_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '
-    { pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-      if (pid == root || f[2] == root) t += f[12] + f[13] }
-    END { print t + 0 }'
-}
 # RSS in KiB of a process, or of its one child (the nginx worker).
 rss_of() { # setup
   local pid=${PROC[$1]} child
@@ -159,8 +151,6 @@ rss_of() { # setup
   fi
   awk '/^VmRSS/ {print $2}' "/proc/$pid/status"
 }
-# wrk latency (1.23ms, 870.00us, 1.02s) in ms.
-to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/) v *= 1000; printf "%.2f", v }'; }
 
 # One measured run: "req/s p50 p99 cpu-µs/req errors".
 measure() { # setup mode conns

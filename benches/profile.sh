@@ -82,9 +82,6 @@ load() {
   fi
 }
 
-# CPU ticks (utime+stime) of process $1 and its threads.
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
 
 # Components, matched on the symbol (first match wins), then on the DSO.
 GROUPS_AWK='

@@ -1,9 +1,10 @@
-//! A timer for timeouts counted in seconds, one per worker: the header-read
-//! timeout of each HTTP/1.1 request and the upstream timeout of each
-//! forwarded one.
+//! A timer for timeouts counted in seconds, owned by one worker (its
+//! connection settings and each of its upstream pools have one): the
+//! header-read timeout of each HTTP/1.1 request and the upstream timeout of
+//! each forwarded one.
 //!
-//! A tokio timer entry per request costs a boxed, cache-line aligned entry
-//! and two visits to the runtime's timer wheel. Here a deadline is a slot in
+//! A tokio timer entry per request costs two visits to the runtime's timer
+//! wheel, registering and removing it. Here a deadline is a slot in
 //! a short list behind an uncontended lock, and a ticker task, running every
 //! [`TICK`] while any deadline is pending, wakes the ones that have passed:
 //! a deadline fires up to one tick late, never early.

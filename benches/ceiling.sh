@@ -36,9 +36,7 @@ declare -A PORT=([nginx-proxy]=19352 [bare-hyper]=19353 [permgate]=19354) PROC=(
 . benches/common.sh
 ports_free $BACKEND $GRANTS "${PORT[@]}" 19355
 start_backend
-# nginx_config names a certificate even without TLS.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=localhost -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
+make_cert
 nginx_config nginx-proxy "${PORT[nginx-proxy]}" "" ""
 taskset -c 1 nginx -c "$DIR/nginx-proxy/nginx.conf" -e "$DIR/nginx-proxy/error.log" &
 PIDS+=($!) PROC[nginx-proxy]=$!

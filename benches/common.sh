@@ -19,16 +19,31 @@ ports_free() {
   done
 }
 
-# Waits (at most 10 s each) until something listens on the ports.
+# Waits (at most 10 s each) until something listens on the ports; fails
+# when nothing does.
 wait_ports() {
   for p in "$@"; do
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null && continue 2; sleep 0.1; done
+    echo "nothing listens on $p" >&2
+    exit 1
   done
 }
 
-# The backend and permission API on CPU 1, and $DIR/routes.toml.
+# How the servers are started: on CPU 1, unless the sourcing script set
+# SERVERS first (an empty array runs them unpinned).
+declare -p SERVERS &>/dev/null || SERVERS=(taskset -c 1)
+
+# A throwaway P-256 certificate for localhost: $DIR/server.crt and
+# $DIR/server.key (nginx_config names them even without TLS).
+make_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
+}
+
+# The backend and permission API, and $DIR/routes.toml.
 start_backend() {
-  taskset -c 1 target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
+  "${SERVERS[@]}" target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
   PIDS+=($!)
   cat >"$DIR/routes.toml" <<ROUTES
 [[route]]
@@ -86,7 +101,8 @@ CONFIG
 # $DIR/$1/nginx.conf: nginx, one worker, in front of the backend on
 # $HOST:$2 (listen parameters $3, such as "ssl http2", with $DIR/server.crt
 # and $DIR/server.key), with $4 added to `location /` (such as
-# "auth_request /_authz;", which asks the permission API).
+# "auth_request /_authz;", which asks the permission API), and $5 to the
+# main context (such as "master_process off;").
 nginx_config() {
   local d="$DIR/$1" user="" nofile
   nofile=$(ulimit -n)
@@ -94,6 +110,7 @@ nginx_config() {
   ((EUID == 0)) && user="user $(id -un) $(id -gn);"
   cat >"$d/nginx.conf" <<NGINX
 $user
+${5:-}
 worker_processes 1;
 worker_rlimit_nofile $nofile;
 daemon off;

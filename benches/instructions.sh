@@ -89,47 +89,12 @@ pg=$(per_request "$PG" "$OUTDIR/permgate.$PG" $PERMGATE)
 printf '%-25s %s instructions per request\n' "$PG_LABEL" "$pg"
 
 if ((NGINX)); then
-  mkdir -p "$DIR/nginx"
-  user=""
-  ((EUID == 0)) && user="user $(id -un) $(id -gn);"
-  cat >"$DIR/nginx.conf" <<NGINXCONF
-$user
-master_process off;
-daemon off;
-pid $DIR/nginx/nginx.pid;
-error_log $DIR/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/nginx/body;
-  proxy_temp_path $DIR/nginx/proxy;
-  fastcgi_temp_path $DIR/nginx/fastcgi;
-  uwsgi_temp_path $DIR/nginx/uwsgi;
-  scgi_temp_path $DIR/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream backend { server $HOST:$BACKEND; keepalive 256; }
-  upstream grants { server $HOST:$GRANTS; keepalive 256; }
-  server {
-    listen $HOST:$NGINX_PORT;
-    location / {
-      $AUTHREQ
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-    location = /_authz {
-      internal;
-      proxy_pass http://grants/authz;
-      proxy_pass_request_body off;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Content-Length "";
-    }
-  }
-}
-NGINXCONF
+  # One process (no master) so callgrind sees the requests; the same
+  # nginx config as the other bench scripts otherwise.
+  make_cert
+  nginx_config nginx "$NGINX_PORT" "" "$AUTHREQ" "master_process off;"
   valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/nginx.%p" \
-    nginx -c "$DIR/nginx.conf" -e "$DIR/nginx/error.log" 2>"$DIR/valgrind-nginx.log" &
+    nginx -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" 2>"$DIR/valgrind-nginx.log" &
   NG=$!
   PIDS+=("$NG")
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done

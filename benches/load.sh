@@ -36,68 +36,22 @@ if ((${#missing[@]})); then
 fi
 
 HOST=127.0.0.1 BACKEND=19180 GRANTS=19181 CACHED=19182 UNCACHED=19183
-for p in $BACKEND $GRANTS $CACHED $UNCACHED 19184 19185; do
-  if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
-done
-
-cargo build --release --quiet --bin permgate --example bench_upstream
 if ((PIN)); then SERVERS=(taskset -c 1) LOADGEN=(taskset -c 0); else SERVERS=() LOADGEN=(); fi
+# shellcheck source=benches/common.sh
+. benches/common.sh
+ports_free $BACKEND $GRANTS $CACHED $UNCACHED 19184 19185
+cargo build --release --quiet --bin permgate --example bench_upstream
 
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-"${SERVERS[@]}" target/release/examples/bench_upstream "$HOST:$BACKEND" "$HOST:$GRANTS" &
-PIDS+=($!)
-
-cat >"$DIR/routes.toml" <<ROUTES
-default = "deny"
-[[route]]
-name = "credentials.get"
-methods = ["GET"]
-path = "/api/v2/integrations/credentials/{id}"
-require = ["bench:item:view"]
-ROUTES
-
+start_backend
 start_permgate() { # name port admin-port ttl
-  cat >"$DIR/$1.toml" <<CONFIG
-[server]
-listen = "$HOST:$2"
-workers = 1
-[admin]
-listen = "$HOST:$3"
-[upstreams.default]
-url = "http://$HOST:$BACKEND"
-[grants]
-source = "http"
-url = "http://$HOST:$GRANTS/grants"
-[grants.cache]
-ttl = "$4"
-[routes]
-file = "$1-routes.toml"
-watch = false
-[log]
-access_log = false
-level = "warn"
-CONFIG
+  permgate_config "$@"
   "${SERVERS[@]}" target/release/permgate run --config "$DIR/$1.toml" &
   PIDS+=($!)
 }
-cp "$DIR/routes.toml" "$DIR/cached-routes.toml"
-cp "$DIR/routes.toml" "$DIR/uncached-routes.toml"
+# Both read $DIR/routes.toml; only the cached one is ever reloaded.
 start_permgate cached $CACHED 19184 60s
 start_permgate uncached $UNCACHED 19185 0s
-
-wait_port() {
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing listens on $1" >&2; exit 1
-}
-for p in $BACKEND $GRANTS $CACHED $UNCACHED; do wait_port "$p"; done
+wait_ports $BACKEND $GRANTS $CACHED $UNCACHED
 
 # Two tables for --reload: the bench route plus 10,000 others, told apart
 # by one permission so each reload really swaps.
@@ -113,7 +67,7 @@ fi
 reload_loop() {
   local n=0
   while true; do
-    cp "$DIR/table-$((n % 2)).toml" "$DIR/cached-routes.toml"
+    cp "$DIR/table-$((n % 2)).toml" "$DIR/routes.toml"
     curl -s -o /dev/null -X POST "http://$HOST:19184/admin/reload"
     n=$((n + 1))
     sleep 1

@@ -74,9 +74,7 @@ cargo build --release --quiet --example bench_upstream --example peer_chart
 mkdir -p "$OUT"
 
 start_backend
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
+make_cert
 
 declare -A PROC=()
 start_permgate() { # name port admin-port ttl [tls]

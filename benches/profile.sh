@@ -46,8 +46,7 @@ HOST=127.0.0.1 BACKEND=19340 GRANTS=19341 PERMGATE=19342 ADMIN=19343 NGINX_PORT=
 . benches/common.sh
 ports_free $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX_PORT
 start_backend
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=localhost -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
+make_cert
 
 TTL=60s TLS="" LISTEN="" AUTHREQ="" SCHEME=http
 case $MODE in

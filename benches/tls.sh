@@ -35,9 +35,7 @@ ports_free $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX
 cargo build --release --quiet --bin permgate --example bench_upstream
 
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$DIR/server.key" -out "$DIR/server.crt" 2>/dev/null
+make_cert
 
 start_backend
 permgate_config permgate $PERMGATE $ADMIN 60s tls

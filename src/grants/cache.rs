@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -26,16 +27,46 @@ use crate::metrics::CacheResult;
 #[derive(Clone)]
 struct Entry {
     answer: Answer,
-    /// How long this entry lives, in milliseconds (small: one per credential).
-    ttl_ms: u32,
+    /// When this entry expires: moka drops it at this instant, and a
+    /// connection's [`CallerMemo`](super::CallerMemo) stops using it then.
+    expires: Instant,
 }
+
+impl Entry {
+    fn new(answer: Answer, ttl: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            answer,
+            expires: now.checked_add(ttl).unwrap_or(now + MAX_TTL),
+        }
+    }
+}
+
+/// Longer lifetimes are cut to this (a year: no configuration asks more).
+const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 struct EntryTtl;
 
 impl Expiry<CacheKey, Entry> for EntryTtl {
-    fn expire_after_create(&self, _: &CacheKey, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(Duration::from_millis(u64::from(entry.ttl_ms)))
+    fn expire_after_create(&self, _: &CacheKey, entry: &Entry, now: Instant) -> Option<Duration> {
+        Some(entry.expires.saturating_duration_since(now))
     }
+}
+
+/// Moves on after every purge and whenever a cache is built: an answer
+/// looked up in an earlier generation may have been purged since.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The current cache generation; read it *before* a lookup whose answer is
+/// to be remembered.
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
+
+/// Starts a new generation; called *after* entries are invalidated, so a
+/// lookup that still saw one is remembered under the old generation.
+fn next_generation() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Whether `answer` is grants of `subject`.
@@ -76,6 +107,7 @@ impl GrantCache {
                 .support_invalidation_closures()
                 .build()
         });
+        next_generation();
         Self {
             config,
             fresh,
@@ -116,10 +148,7 @@ impl GrantCache {
             Answer::Granted(_) => self.config.ttl,
             Answer::Rejected => self.config.negative_ttl,
         };
-        Entry {
-            answer,
-            ttl_ms: u32::try_from(left.min(cap).as_millis()).unwrap_or(u32::MAX),
-        }
+        Entry::new(answer, left.min(cap))
     }
 
     /// The answer for `key`, from the cache or from `fetch`.
@@ -146,10 +175,7 @@ impl GrantCache {
             if let Some(shared) = &self.shared {
                 shared.put(key, &fetched.answer, ttl).await;
             }
-            let entry = Entry {
-                answer: fetched.answer,
-                ttl_ms: u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX),
-            };
+            let entry = Entry::new(fetched.answer, ttl);
             if let (Some(last_good), Answer::Granted(_)) = (&self.last_good, &entry.answer) {
                 last_good.insert(key, entry.answer.clone()).await;
             }
@@ -175,10 +201,12 @@ impl GrantCache {
         }
     }
 
-    /// The cached answer for `key`, if fresh. Small: for the hot path; the
-    /// miss path goes through [`GrantCache::get_or_fetch`].
-    pub async fn get(&self, key: CacheKey) -> Option<Answer> {
-        self.fresh.as_ref()?.get(&key).await.map(|e| e.answer)
+    /// The cached answer for `key` and when it expires, if fresh. Small:
+    /// for the hot path; the miss path goes through
+    /// [`GrantCache::get_or_fetch`].
+    pub async fn get(&self, key: CacheKey) -> Option<(Answer, Instant)> {
+        let e = self.fresh.as_ref()?.get(&key).await?;
+        Some((e.answer, e.expires))
     }
 
     /// Removes the entries of `subject`, including last good answers, from
@@ -194,6 +222,7 @@ impl GrantCache {
         if let Some(c) = &self.last_good {
             let _ = c.invalidate_entries_if(move |_, a: &Answer| is_subject(a, &subject));
         }
+        next_generation();
     }
 
     /// Empties this instance's cache, including last good answers.
@@ -204,6 +233,7 @@ impl GrantCache {
         if let Some(c) = &self.last_good {
             c.invalidate_all();
         }
+        next_generation();
     }
 
     /// Approximate number of cached credentials.

@@ -50,25 +50,6 @@ impl<'r> Credentials<'r> {
         u128::from_le_bytes(first)
     }
 
-    /// [`Credentials::key`], reusing `memo`'s answer when the credential
-    /// headers are the ones of the previous request on the connection
-    /// (keep-alive clients send the same ones every time).
-    pub fn key_memo(&self, secret: &[u8; 32], salt: &[u8], memo: &KeyMemo) -> CacheKey {
-        let mut last = memo.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = last.as_ref() {
-            if m.salt == salt && m.values.iter().map(|(n, v)| (n, v)).eq(self.values()) {
-                return m.key;
-            }
-        }
-        let key = self.key(secret, salt);
-        *last = Some(Memo {
-            values: self.values().map(|(n, v)| (n.clone(), v.clone())).collect(),
-            salt: salt.to_vec(),
-            key,
-        });
-        key
-    }
-
     /// Every credential header and value, in configured order.
     pub fn values(&self) -> impl Iterator<Item = (&'r HeaderName, &'r http::HeaderValue)> + 'r {
         let headers = self.headers;
@@ -87,21 +68,12 @@ impl<'r> Credentials<'r> {
     }
 }
 
-/// The last cache key computed on one connection, and what it was for.
-#[derive(Default)]
-pub struct KeyMemo(std::sync::Mutex<Option<Memo>>);
-
-struct Memo {
-    values: Vec<(HeaderName, http::HeaderValue)>,
-    salt: Vec<u8>,
-    key: CacheKey,
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map of `pairs`, in order.
+    pub(in crate::grants) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(
@@ -156,39 +128,6 @@ mod tests {
             c.key(&s, b"v1"),
             c.key(&s, b"v2"),
             "salted by grant-source version"
-        );
-    }
-
-    #[test]
-    fn the_memo_gives_the_key_of_exactly_these_credentials() {
-        let names = [
-            http::header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-        ];
-        let memo = KeyMemo::default();
-        let s = [3u8; 32];
-        let key = |pairs: &[(&str, &str)], salt: &[u8]| {
-            let h = headers(pairs);
-            let c = Credentials::from_request(&h, &names).unwrap();
-            let memoized = c.key_memo(&s, salt, &memo);
-            assert_eq!(memoized, c.key(&s, salt), "{pairs:?}");
-            memoized
-        };
-        let a = key(&[("authorization", "Bearer a")], b"");
-        assert_eq!(key(&[("authorization", "Bearer a")], b""), a, "reused");
-        assert_ne!(key(&[("authorization", "Bearer b")], b""), a);
-        assert_ne!(
-            key(&[("x-api-key", "Bearer b")], b""),
-            a,
-            "same value, other header"
-        );
-        assert_ne!(key(&[("x-api-key", "Bearer b")], b"v2"), a, "other salt");
-        assert_ne!(
-            key(
-                &[("x-api-key", "Bearer b"), ("authorization", "Bearer a")],
-                b"v2"
-            ),
-            a
         );
     }
 }

@@ -15,19 +15,21 @@ pub mod breaker;
 mod cache;
 mod credentials;
 mod file;
+mod memo;
 mod permission_api;
 pub mod shared;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::http::HeaderValue;
 
 pub use crate::metrics::CacheResult;
 pub use cache::GrantCache;
-pub use credentials::{CLIENT_CERT_SHA256, CacheKey, Credentials, KeyMemo};
+pub use credentials::{CLIENT_CERT_SHA256, CacheKey, Credentials};
 pub use file::{GrantsFile, Lookup, hash_password, hash_token};
+pub use memo::CallerMemo;
 pub use permission_api::{HttpSource, Pointers, max_age, parse_answer, parse_answer_with};
 pub use shared::{PurgeError, SharedCache, SharedStats};
 
@@ -186,7 +188,8 @@ impl Resolver {
         }
     }
 
-    /// The caller's grants, a rejection, or why neither is known. `file` is
+    /// The caller's grants, a rejection, or why neither is known, for a
+    /// request that arrived at `now` on the connection of `memo`. `file` is
     /// the grants file of the request's snapshot (file source only); its
     /// hash salts the cache key, so a reloaded file never answers from the
     /// old one's entries.
@@ -195,11 +198,19 @@ impl Resolver {
         creds: &Credentials<'_>,
         request_id: &HeaderValue,
         file: Option<&Arc<GrantsFile>>,
-        memo: &KeyMemo,
+        memo: &CallerMemo,
+        now: Instant,
     ) -> Resolution {
         let salt = file.map_or(&b""[..], |f| f.sha256.as_bytes());
-        let key = creds.key_memo(&self.secret, salt, memo);
-        if let Some(answer) = self.cache.get(key).await {
+        // Read before the lookups: a purge after this invalidates what
+        // they find.
+        let generation = cache::generation();
+        let (key, remembered) = memo.lookup(creds, &self.secret, salt, now, generation);
+        if let Some(answer) = remembered {
+            return (Ok(answer), CacheResult::Hit);
+        }
+        if let Some((answer, expires)) = self.cache.get(key).await {
+            memo.remember(key, &answer, expires, generation);
             return (Ok(answer), CacheResult::Hit);
         }
         // The miss path (single-flight load, fetch, stale fallback) is a
@@ -254,14 +265,65 @@ mod tests {
         let names = [HeaderName::from_static("authorization")];
         let creds = Credentials::from_request(&headers, &names).unwrap();
         let id = HeaderValue::from_static("r");
-        let memo = KeyMemo::default();
-        let (first, how) = resolver.resolve(&creds, &id, Some(&file), &memo).await;
+        let memo = CallerMemo::default();
+        let now = Instant::now();
+        let (first, how) = resolver.resolve(&creds, &id, Some(&file), &memo, now).await;
         assert!(matches!(first, Ok(Answer::Granted(_))));
         assert_eq!(how, CacheResult::Miss, "the first request pays for argon2");
         for _ in 0..3 {
-            let (again, how) = resolver.resolve(&creds, &id, Some(&file), &memo).await;
+            let (again, how) = resolver.resolve(&creds, &id, Some(&file), &memo, now).await;
             assert!(matches!(again, Ok(Answer::Granted(_))));
             assert_eq!(how, CacheResult::Hit, "later ones do not");
         }
+    }
+
+    /// A resolver over a grants file with one token subject, `ci`.
+    fn token_resolver(ttl: Duration) -> (Resolver, Arc<GrantsFile>) {
+        let text = format!(
+            "[[subject]]\nname = \"ci\"\ntoken_sha256 = \"{}\"\nallow = [\"a\"]\n",
+            hash_token("t0k3n")
+        );
+        let file = Arc::new(GrantsFile::parse(&text, std::path::Path::new("grants.toml")).unwrap());
+        let cache = GrantCache::new(crate::config::CacheConfig {
+            ttl,
+            negative_ttl: Duration::from_secs(5),
+            max_entries: 10,
+            stale_if_error: Duration::ZERO,
+        });
+        (Resolver::new(cache, Arc::new([2; 32]), Source::File), file)
+    }
+
+    #[tokio::test]
+    async fn a_connection_memo_never_outlives_a_purge_or_its_cache_entry() {
+        let (resolver, file) = token_resolver(Duration::from_secs(60));
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer t0k3n".parse().unwrap());
+        let names = [HeaderName::from_static("authorization")];
+        let creds = Credentials::from_request(&headers, &names).unwrap();
+        let id = HeaderValue::from_static("r");
+        let memo = CallerMemo::default();
+        let resolve = || resolver.resolve(&creds, &id, Some(&file), &memo, Instant::now());
+
+        assert_eq!(resolve().await.1, CacheResult::Miss);
+        assert_eq!(resolve().await.1, CacheResult::Hit);
+        assert!(memo.holds_answer(), "a cache hit is remembered");
+        assert_eq!(resolve().await.1, CacheResult::Hit);
+
+        resolver.cache.purge_subject("ci");
+        assert_eq!(resolve().await.1, CacheResult::Miss, "purged by subject");
+        assert_eq!(resolve().await.1, CacheResult::Hit);
+        assert!(memo.holds_answer());
+        resolver.cache.purge();
+        assert_eq!(resolve().await.1, CacheResult::Miss, "purged");
+
+        // An entry that expires: the memo stops with it.
+        let (resolver, file) = token_resolver(Duration::from_millis(150));
+        let memo = CallerMemo::default();
+        let resolve = || resolver.resolve(&creds, &id, Some(&file), &memo, Instant::now());
+        assert_eq!(resolve().await.1, CacheResult::Miss);
+        assert_eq!(resolve().await.1, CacheResult::Hit);
+        assert!(memo.holds_answer());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(resolve().await.1, CacheResult::Miss, "expired");
     }
 }

@@ -39,8 +39,9 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// Its IP, formatted once per connection for `X-Forwarded-For`.
     pub ip: HeaderValue,
-    /// The cache key of the credentials last seen on this connection.
-    pub key_memo: crate::grants::KeyMemo,
+    /// The credentials last seen on this connection, their cache key and
+    /// cached answer.
+    pub memo: crate::grants::CallerMemo,
     /// Whether the connection is TLS (`X-Forwarded-Proto: https`).
     pub tls: bool,
     /// The verified client certificate's SHA-256 (lower-case hex), with mTLS.
@@ -58,7 +59,7 @@ impl Peer {
         Self {
             addr,
             ip,
-            key_memo: crate::grants::KeyMemo::default(),
+            memo: crate::grants::CallerMemo::default(),
             tls: false,
             client_cert_sha256: None,
             body_left_unread: AtomicBool::new(false),
@@ -129,21 +130,29 @@ pub async fn handle(
         )
     });
     let mut outcome = Outcome::default();
-    let (response, refusal) =
-        match handle_inner(worker, &snapshot, peer, &request_id, req, &mut outcome).await {
-            Ok(resp) => (resp, None),
-            Err(refusal) => {
-                outcome.decision.get_or_insert(refusal.label());
-                let mut resp =
-                    refusal_response(&refusal, &request_id, &shared.config.auth.challenge);
-                if body_left {
-                    peer.body_left_unread.store(true, Ordering::Relaxed);
-                    resp.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                (resp, Some(refusal))
+    let (response, refusal) = match handle_inner(
+        worker,
+        &snapshot,
+        peer,
+        &request_id,
+        req,
+        started,
+        &mut outcome,
+    )
+    .await
+    {
+        Ok(resp) => (resp, None),
+        Err(refusal) => {
+            outcome.decision.get_or_insert(refusal.label());
+            let mut resp = refusal_response(&refusal, &request_id, &shared.config.auth.challenge);
+            if body_left {
+                peer.body_left_unread.store(true, Ordering::Relaxed);
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-        };
+            (resp, Some(refusal))
+        }
+    };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let decision = outcome.decision.unwrap_or(DecisionLabel::Allow);
@@ -202,6 +211,7 @@ async fn handle_inner<'s>(
     peer: &Peer,
     request_id: &HeaderValue,
     req: Request<Incoming>,
+    started: Instant,
     outcome: &mut Outcome<'s>,
 ) -> Result<Response<ResponseBody>, Refusal> {
     let shared = &*worker.shared;
@@ -244,7 +254,13 @@ async fn handle_inner<'s>(
                 Some(creds) => {
                     let (resolved, cache) = worker
                         .resolver
-                        .resolve(&creds, request_id, snapshot.grants.as_ref(), &peer.key_memo)
+                        .resolve(
+                            &creds,
+                            request_id,
+                            snapshot.grants.as_ref(),
+                            &peer.memo,
+                            started,
+                        )
                         .await;
                     worker.metrics.cache(cache);
                     outcome.cache = Some(cache);

@@ -164,29 +164,15 @@ async fn stale_grants_are_not_used_outside_the_window() {
 
 #[tokio::test]
 async fn alternating_credentials_on_one_connection_each_get_their_own_grants() {
-    use http_body_util::BodyExt;
     let (backend, api, gw) = setup(&[]).await;
     api.grant("reader", &["items"]);
     api.grant("stranger", &["other"]);
-    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut conn = KeepAlive::open(gw.addr).await;
     let mut statuses = Vec::new();
     for token in [
         "reader", "stranger", "reader", "reader", "stranger", "nobody", "reader",
     ] {
-        let req = http::Request::get("/items/1")
-            .header("host", "x")
-            .header("authorization", format!("Bearer {token}"))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .unwrap();
-        send.ready().await.unwrap();
-        let resp = send.send_request(req).await.unwrap();
-        statuses.push(resp.status().as_u16());
-        resp.into_body().collect().await.unwrap();
+        statuses.push(conn.status("/items/1", token).await);
     }
     assert_eq!(statuses, [200, 403, 200, 200, 403, 401, 200]);
     assert_eq!(backend.count(), 4);
@@ -251,4 +237,93 @@ async fn purge_by_subject_without_redis_drops_only_that_subject() {
         403,
         "all purged"
     );
+}
+
+/// Each connection remembers its last answer; on one keep-alive
+/// connection, a purge (by subject or all) must still take effect on the
+/// very next request.
+#[tokio::test]
+async fn a_keep_alive_connection_sees_purges_on_its_next_request() {
+    let (backend, api, gw) = setup(&["ttl = \"60s\""]).await;
+    api.set("Bearer a", ApiReply::grants("alice", &["items"], &[]));
+    let mut conn = KeepAlive::open(gw.addr).await;
+    let mut status = async || conn.status("/items/1", "a").await;
+    let purge = async |query: &str| {
+        let r = request(
+            gw.admin,
+            "POST",
+            &format!("/admin/cache/purge{query}"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    };
+
+    assert_eq!(status().await, 200);
+    assert_eq!(status().await, 200);
+    api.set("Bearer a", ApiReply::grants("alice", &["other"], &[]));
+    assert_eq!(status().await, 200, "still cached");
+    purge("?subject=alice").await;
+    assert_eq!(status().await, 403, "purged by subject: refetched at once");
+
+    api.set("Bearer a", ApiReply::grants("alice", &["items"], &[]));
+    purge("?subject=alice").await;
+    assert_eq!(status().await, 200);
+    assert_eq!(status().await, 200);
+    api.set("Bearer a", ApiReply::grants("alice", &["other"], &[]));
+    purge("").await;
+    assert_eq!(status().await, 403, "purged: refetched at once");
+    assert_eq!(api.calls(), 4, "one fetch, then one after each purge");
+    assert_eq!(backend.count(), 5);
+}
+
+/// The same connection stops using its remembered answer when the cache
+/// entry expires.
+#[tokio::test]
+async fn a_keep_alive_connection_sees_expiry_on_its_next_request() {
+    let (_backend, api, gw) = setup(&["ttl = \"300ms\""]).await;
+    api.grant("t", &["items"]);
+    let mut conn = KeepAlive::open(gw.addr).await;
+    let mut status = async || conn.status("/items/1", "t").await;
+    assert_eq!(status().await, 200);
+    assert_eq!(status().await, 200);
+    api.grant("t", &["other"]);
+    let started = std::time::Instant::now();
+    assert_eq!(status().await, 200, "still cached");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status().await, 403, "expired: refetched");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(api.calls(), 2);
+}
+
+/// One keep-alive HTTP/1.1 connection to the gateway.
+struct KeepAlive(hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>);
+
+impl KeepAlive {
+    async fn open(addr: std::net::SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        Self(send)
+    }
+
+    /// The status of `GET path` with `Authorization: Bearer token`, its
+    /// body read to the end.
+    async fn status(&mut self, path: &str, token: &str) -> u16 {
+        use http_body_util::BodyExt;
+        let req = http::Request::get(path)
+            .header("host", "x")
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        self.0.ready().await.unwrap();
+        let resp = self.0.send_request(req).await.unwrap();
+        let s = resp.status().as_u16();
+        resp.into_body().collect().await.unwrap();
+        s
+    }
 }

@@ -10,7 +10,7 @@
 //! * [`PermissionSet`] holds a caller's grants or denies and answers
 //!   [`PermissionSet::check`] for one requirement.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -141,13 +141,22 @@ impl std::hash::Hash for Permission {
 /// over (permissions already handed out stay valid, only sharing is lost).
 const INTERNED_MAX: usize = 100_000;
 
-static INTERNED: Mutex<Option<HashMap<Box<str>, Permission>>> = Mutex::new(None);
+/// Keyed by the lower-case text. The keys come from configuration and the
+/// grant source, not from clients, so a fast unkeyed hash is enough.
+static INTERNED: Mutex<Option<FxHashMap<Box<str>, Permission>>> = Mutex::new(None);
 
-/// The shared [`Permission`] for the lower-case, validated `text`.
-fn intern(text: String) -> Permission {
+/// The shared [`Permission`] for the validated `text`, in lower case.
+fn intern(text: &str) -> Permission {
+    // Permissions almost always arrive in lower case already: looked up
+    // as they are, without a lower-case copy.
+    let lower = text
+        .bytes()
+        .any(|b| b.is_ascii_uppercase())
+        .then(|| text.to_ascii_lowercase());
+    let text = lower.as_deref().unwrap_or(text);
     let mut table = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
-    let table = table.get_or_insert_with(HashMap::new);
-    if let Some(p) = table.get(text.as_str()) {
+    let table = table.get_or_insert_with(FxHashMap::default);
+    if let Some(p) = table.get(text) {
         return p.clone();
     }
     if table.len() >= INTERNED_MAX {
@@ -155,7 +164,7 @@ fn intern(text: String) -> Permission {
     }
     let perm = Permission(Arc::new(Parsed {
         parts: text.split(':').map(Part::of).collect(),
-        text: text.into_boxed_str(),
+        text: text.into(),
     }));
     table.insert(perm.0.text.clone(), perm.clone());
     perm
@@ -194,7 +203,7 @@ impl Permission {
                 offset += token.len() + 1;
             }
         }
-        Ok(intern(s.to_ascii_lowercase()))
+        Ok(intern(s))
     }
 
     /// The permission in its stored (lower-case) form.

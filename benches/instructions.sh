@@ -7,7 +7,10 @@
 # before each batch and dumped after it, and the figure is
 # (Ir(M) - Ir(N)) / (M - N), which cancels what is not per request.
 #
-#   benches/instructions.sh [-n N] [-m M] [-c C] [--no-nginx] [--nocache] [BINARY]
+#   benches/instructions.sh [-n N] [-m M] [-c C] [--no-nginx] [--nocache] [--bare] [BINARY]
+#
+# With --bare, examples/bare_proxy (hyper with permgate's settings and
+# nothing else, the ceiling of benches/ceiling.sh) is counted too.
 #
 # With --nocache, permgate asks the permission API on every request (ttl
 # 0 s) and nginx does the same with `auth_request`.
@@ -18,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=2000 M=6000 C=32 NGINX=1 NOCACHE=0
+N=2000 M=6000 C=32 NGINX=1 NOCACHE=0 BARE=0
 while (($#)); do
   case "$1" in
     -n) N=$2; shift 2 ;;
@@ -26,7 +29,8 @@ while (($#)); do
     -c) C=$2; shift 2 ;;
     --no-nginx) NGINX=0; shift ;;
     --nocache) NOCACHE=1; shift ;;
-    -*) echo "usage: $0 [-n N] [-m M] [-c C] [--no-nginx] [--nocache] [BINARY]" >&2; exit 2 ;;
+    --bare) BARE=1; shift ;;
+    -*) echo "usage: $0 [-n N] [-m M] [-c C] [--no-nginx] [--nocache] [--bare] [BINARY]" >&2; exit 2 ;;
     *) break ;;
   esac
 done
@@ -42,13 +46,16 @@ if (($# == 0)); then
   cargo build --release --quiet --bin permgate
   cargo build --release --quiet --example bench_upstream --example fixed_load
 fi
+if ((BARE)); then
+  cargo build --release --quiet --example bare_proxy
+fi
 OUTDIR=target/instructions
 mkdir -p "$OUTDIR"
 
-HOST=127.0.0.1 BACKEND=19330 GRANTS=19331 PERMGATE=19332 ADMIN=19333 NGINX_PORT=19334
+HOST=127.0.0.1 BACKEND=19330 GRANTS=19331 PERMGATE=19332 ADMIN=19333 NGINX_PORT=19334 BARE_PORT=19335
 # shellcheck source=benches/common.sh
 . benches/common.sh
-ports_free $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX_PORT
+ports_free $BACKEND $GRANTS $PERMGATE $ADMIN $NGINX_PORT $BARE_PORT
 start_backend
 TARGET=/api/v2/integrations/credentials/42
 AUTH='Bearer bench-token'
@@ -78,7 +85,7 @@ if ((NOCACHE)); then
   AUTHREQ="auth_request /_authz;"
 fi
 permgate_config permgate $PERMGATE $ADMIN $TTL
-rm -f "$OUTDIR"/permgate.* "$OUTDIR"/nginx.*
+rm -f "$OUTDIR"/permgate.* "$OUTDIR"/nginx.* "$OUTDIR"/bare.*
 valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/permgate.%p" \
   "$BIN" run --config "$DIR/permgate.toml" 2>"$DIR/valgrind-permgate.log" &
 PG=$!
@@ -87,6 +94,16 @@ wait_ports $BACKEND $GRANTS
 for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$PERMGATE") 2>/dev/null && break; sleep 0.1; done
 pg=$(per_request "$PG" "$OUTDIR/permgate.$PG" $PERMGATE)
 printf '%-25s %s instructions per request\n' "$PG_LABEL" "$pg"
+
+if ((BARE)); then
+  valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/bare.%p" \
+    target/release/examples/bare_proxy "$HOST:$BARE_PORT" "$HOST:$BACKEND" 2>"$DIR/valgrind-bare.log" &
+  BP=$!
+  PIDS+=("$BP")
+  for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$HOST/$BARE_PORT") 2>/dev/null && break; sleep 0.1; done
+  bp=$(per_request "$BP" "$OUTDIR/bare.$BP" $BARE_PORT)
+  printf '%-25s %s instructions per request\n' "bare hyper proxy" "$bp"
+fi
 
 if ((NGINX)); then
   # One process (no master) so callgrind sees the requests; the same

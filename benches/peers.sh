@@ -121,7 +121,12 @@ if ((TLS)); then
   start_nginx nginx-tls "ssl http2" ""
   start_permgate permgate-tls "${PORT[permgate-tls]}" 19322 60s tls
 fi
-wait_ports $BACKEND $GRANTS "${PORT[@]}"
+# Only the setups started: without TLS or haproxy their ports stay closed.
+STARTED=(nginx-proxy nginx-authreq permgate permgate-nocache)
+((HAPROXY)) && STARTED+=(haproxy-proxy)
+((TLS)) && STARTED+=(nginx-tls permgate-tls)
+for s in "${STARTED[@]}"; do wait_ports "${PORT[$s]}"; done
+wait_ports $BACKEND $GRANTS
 
 TARGET=/api/v2/integrations/credentials/42
 AUTH='Authorization: Bearer bench-token'

@@ -25,6 +25,7 @@ use crate::gateway::{Gateway, Worker};
 mod client_stream;
 mod connection;
 mod idle;
+mod on_wake;
 mod proxy_protocol;
 pub mod tls;
 

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -116,7 +116,7 @@ impl TrackedBody for Empty<Bytes> {
 
 struct Idle<B> {
     sender: SendRequest<B>,
-    since: tokio::time::Instant,
+    since: Instant,
 }
 
 /// A pool of HTTP/1.1 connections to one `host:port`.
@@ -150,18 +150,20 @@ where
         })
     }
 
-    /// Sends `req` and waits at most `timeout` for the response headers. The
-    /// request must be origin-form and carry a `Host` header.
+    /// Sends `req`, handed over at `now`, and waits at most `timeout` for
+    /// the response headers. The request must be origin-form and carry a
+    /// `Host` header.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<B>,
+        now: Instant,
         timeout: Duration,
     ) -> Result<Response<PooledBody<B>>, TransportError> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = now + timeout;
         let body_sent = req.body().sent();
         let mut reuse_attempts = 0;
         loop {
-            let (mut sender, reused) = match self.take_idle() {
+            let (mut sender, reused) = match self.take_idle(now) {
                 Some(s) if reuse_attempts < MAX_REUSE_ATTEMPTS => (s, true),
                 // Boxed: rare, and a large future to carry in every request.
                 _ => {
@@ -265,10 +267,12 @@ where
 }
 
 impl<B> Http1Pool<B> {
-    fn take_idle(&self) -> Option<SendRequest<B>> {
+    /// The most recently pooled connection that is open and was not idle
+    /// for [`IDLE_TIMEOUT`] at `now`.
+    fn take_idle(&self, now: Instant) -> Option<SendRequest<B>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(c) = idle.pop() {
-            if !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
+            if !c.sender.is_closed() && now.saturating_duration_since(c.since) < IDLE_TIMEOUT {
                 return Some(c.sender);
             }
         }
@@ -290,7 +294,7 @@ impl<B> Http1Pool<B> {
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
                 sender,
-                since: tokio::time::Instant::now(),
+                since: Instant::now(),
             });
         }
     }
@@ -408,7 +412,10 @@ mod tests {
             .header("host", "origin")
             .body(Empty::new())
             .unwrap();
-        let resp = pool.send(req, Duration::from_secs(5)).await.unwrap();
+        let resp = pool
+            .send(req, Instant::now(), Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(
             &resp.into_body().collect().await.unwrap().to_bytes()[..],
             b"ok"

@@ -70,10 +70,10 @@ impl CallerMemo {
         }
         let key = creds.key(secret, salt);
         *last = Some(Memo {
-            values: creds
-                .values()
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect(),
+            // Copied: a request's header values share the connection's read
+            // buffer, which one kept value would hold for the connection's
+            // life.
+            values: creds.values().map(|(n, v)| (n.clone(), owned(v))).collect(),
             salt: salt.to_vec(),
             key,
             answer: None,
@@ -100,6 +100,14 @@ impl CallerMemo {
     pub fn holds_answer(&self) -> bool {
         self.memo().as_ref().is_some_and(|m| m.answer.is_some())
     }
+}
+
+/// `v` in an allocation of its own.
+fn owned(v: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(v.as_bytes()))
+        .unwrap_or_else(|_| v.clone());
+    copy.set_sensitive(v.is_sensitive());
+    copy
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CACHE_CONTROL, HOST};
@@ -100,7 +100,8 @@ impl HttpSource {
 
         let timeout = self.config.timeout;
         let exchange = async {
-            let resp = self.pool.send(req, timeout).await.map_err(|e| match e {
+            let resp = self.pool.send(req, Instant::now(), timeout).await;
+            let resp = resp.map_err(|e| match e {
                 TransportError::Timeout | TransportError::ConnectTimeout => Unavailable::Timeout,
                 other => Unavailable::Transport(other),
             })?;

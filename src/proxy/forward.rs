@@ -104,7 +104,7 @@ pub async fn forward(
     *out.headers_mut() = headers;
 
     let sent = Instant::now();
-    let answer = upstream.pool.send(out, upstream.config.timeout).await;
+    let answer = upstream.pool.send(out, sent, upstream.config.timeout).await;
     worker.metrics.upstream(sent.elapsed());
     match answer {
         Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {

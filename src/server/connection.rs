@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
 use super::idle;
+use super::on_wake::OnWake;
 use crate::config::ServerConfig;
 use crate::gateway::Worker;
 use crate::proxy::Peer;
@@ -209,8 +210,10 @@ async fn drive<C: Future>(
 ) -> Option<C::Output> {
     tokio::pin!(conn);
     tokio::select! {
+        // The connection first; the others rarely complete.
+        biased;
         res = conn.as_mut() => Some(res),
-        _ = stop.changed() => {
+        _ = OnWake::new(stop.changed()) => {
             shut_down(conn.as_mut());
             Some(conn.await)
         }

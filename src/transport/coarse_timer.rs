@@ -35,6 +35,8 @@ struct Slots {
 
 struct Entry {
     deadline: Instant,
+    /// Set by the ticker once the deadline has passed.
+    fired: bool,
     /// Taken when the ticker wakes it.
     waker: Option<Waker>,
 }
@@ -65,13 +67,17 @@ impl Slots {
         }
     }
 
-    /// Takes the wakers of the deadlines that have passed.
+    /// Marks the deadlines that have passed as fired and takes their
+    /// wakers.
     fn due(&mut self, now: Instant) -> Vec<Waker> {
         self.entries
             .iter_mut()
             .flatten()
             .filter(|e| e.deadline <= now)
-            .filter_map(|e| e.waker.take())
+            .filter_map(|e| {
+                e.fired = true;
+                e.waker.take()
+            })
             .collect()
     }
 
@@ -134,14 +140,19 @@ pub struct CoarseSleep {
 impl Future for CoarseSleep {
     type Output = ();
 
+    /// Reads no clock: only the ticker decides that a deadline has passed,
+    /// so a sleep polled on every wake of a busy connection costs a lock
+    /// and a flag.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            self.release();
-            return Poll::Ready(());
-        }
         let this = &mut *self;
         let mut slots = Slots::lock(&this.slots);
         match this.slot.and_then(|i| slots.entries.get_mut(i)?.as_mut()) {
+            Some(entry) if entry.fired => {
+                if let Some(i) = this.slot.take() {
+                    slots.remove(i);
+                }
+                return Poll::Ready(());
+            }
             Some(entry) => {
                 if !entry
                     .waker
@@ -154,6 +165,7 @@ impl Future for CoarseSleep {
             None => {
                 this.slot = Some(slots.insert(Entry {
                     deadline: this.deadline,
+                    fired: false,
                     waker: Some(cx.waker().clone()),
                 }));
                 if !slots.ticking {
@@ -275,5 +287,13 @@ mod tests {
             assert!(woke >= deadline);
             assert!(woke < deadline + 4 * TICK, "late by {:?}", woke - deadline);
         }
+    }
+
+    #[tokio::test]
+    async fn a_deadline_already_past_when_first_polled_ends_at_the_next_tick() {
+        let timer = CoarseTimer::default();
+        let start = Instant::now();
+        timer.sleep_until(start - Duration::from_millis(5)).await;
+        assert!(start.elapsed() < 4 * TICK, "late: {:?}", start.elapsed());
     }
 }

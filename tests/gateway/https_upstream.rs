@@ -113,7 +113,10 @@ async fn an_unverifiable_certificate_is_a_tls_error_naming_why() {
     let mut req = http::Request::new(Empty::new());
     req.headers_mut()
         .insert("host", backend.addr.to_string().parse().unwrap());
-    match pool.send(req, Duration::from_secs(2)).await {
+    match pool
+        .send(req, std::time::Instant::now(), Duration::from_secs(2))
+        .await
+    {
         Err(e @ TransportError::Tls(_)) => {
             let text = e.to_string();
             assert!(

@@ -28,11 +28,62 @@ pub use routed::{Allowed, Caller, Forbidden, Need, Refused, Routed, Verdict};
 
 use crate::permission::PermissionSet;
 
+/// Who a caller is, as the grant source names it, with the header value
+/// that tells the upstream (built once with the grants, not per request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    name: Box<str>,
+    /// `None` when the name cannot be a header value (the permission API
+    /// answer rejects such names; the subject header is then removed).
+    header: Option<http::HeaderValue>,
+}
+
+impl Subject {
+    /// The subject header's value, if the name can be one.
+    pub fn header_value(&self) -> Option<&http::HeaderValue> {
+        self.header.as_ref()
+    }
+}
+
+impl From<&str> for Subject {
+    fn from(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            header: http::HeaderValue::from_str(name).ok(),
+        }
+    }
+}
+
+impl From<String> for Subject {
+    fn from(name: String) -> Self {
+        Self::from(name.as_str())
+    }
+}
+
+impl Default for Subject {
+    fn default() -> Self {
+        Self::from("")
+    }
+}
+
+impl std::ops::Deref for Subject {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// A caller's resolved grants.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grants {
     /// Who the caller is, as the grant source names it.
-    pub subject: Box<str>,
+    pub subject: Subject,
     /// What the caller is granted.
     pub allow: PermissionSet,
     /// What is explicitly denied to the caller.

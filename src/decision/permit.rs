@@ -1,6 +1,9 @@
 //! The decision with its mode applied, and the [`Permit`] that forwarding
 //! requires.
 
+use http::HeaderValue;
+
+use super::Subject;
 use super::routed::{Refused, Routed, Verdict};
 use crate::routes::{Mode, Route};
 
@@ -12,7 +15,7 @@ pub struct Permit<'t, 'a> {
     upstream: usize,
     route: Option<&'t Route>,
     path: &'a str,
-    subject: Option<&'a str>,
+    subject: Option<&'a Subject>,
     would_deny: Option<Refused>,
 }
 
@@ -34,7 +37,13 @@ impl<'t, 'a> Permit<'t, 'a> {
 
     /// The resolved subject, when grants were resolved.
     pub fn subject(&self) -> Option<&'a str> {
-        self.subject
+        self.subject.map(|s| &**s)
+    }
+
+    /// The subject header's value, when grants were resolved and the
+    /// subject can be one.
+    pub fn subject_header(&self) -> Option<&'a HeaderValue> {
+        self.subject.and_then(Subject::header_value)
     }
 
     /// In audit mode, the refusal that enforce mode would have answered.
@@ -53,11 +62,15 @@ pub struct Decision<'t, 'a> {
     upstream_name: &'t str,
     route: Option<&'t Route>,
     path: &'a str,
-    subject: Option<&'a str>,
+    subject: Option<&'a Subject>,
 }
 
 impl<'t, 'a> Decision<'t, 'a> {
-    pub(super) fn new(routed: &Routed<'t, 'a>, verdict: Verdict, subject: Option<&'a str>) -> Self {
+    pub(super) fn new(
+        routed: &Routed<'t, 'a>,
+        verdict: Verdict,
+        subject: Option<&'a Subject>,
+    ) -> Self {
         let (upstream, upstream_name) = routed.upstream();
         Self {
             verdict,

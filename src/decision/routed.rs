@@ -178,7 +178,7 @@ impl<'t, 'a> Routed<'t, 'a> {
         'a: 'c,
     {
         let subject = match caller {
-            Caller::Known(g) => Some(&*g.subject),
+            Caller::Known(g) => Some(&g.subject),
             _ => None,
         };
         Decision::new(self, self.verdict(caller), subject)

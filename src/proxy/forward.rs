@@ -69,7 +69,7 @@ pub async fn forward(
         join_cookies(&mut headers);
     }
     let auth = &shared.config.auth;
-    set_subject(&mut headers, &auth.subject_header, permit.subject());
+    set_subject(&mut headers, &auth.subject_header, permit.subject_header());
     if !auth.forward_credentials {
         for name in &auth.credential_headers {
             headers.remove(name);
@@ -154,7 +154,7 @@ fn upstream_target(uri: &Uri, path: &str) -> Option<Uri> {
 /// Sets `subject_header` to the resolved subject, or removes it, and removes
 /// every header that a CGI-style backend would read as it (the same name
 /// once `_` is read as `-`).
-fn set_subject(headers: &mut HeaderMap, name: &HeaderName, subject: Option<&str>) {
+fn set_subject(headers: &mut HeaderMap, name: &HeaderName, subject: Option<&HeaderValue>) {
     let is_spelling =
         |n: &HeaderName| n.as_str().contains('_') && same_header_name(n.as_str(), name.as_str());
     if headers.keys().any(is_spelling) {
@@ -164,10 +164,10 @@ fn set_subject(headers: &mut HeaderMap, name: &HeaderName, subject: Option<&str>
             headers.remove(n);
         }
     }
-    match subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+    match subject {
         // `insert` replaces every client-sent copy.
         Some(v) => {
-            headers.insert(name.clone(), v);
+            headers.insert(name.clone(), v.clone());
         }
         None => {
             headers.remove(name);

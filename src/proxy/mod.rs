@@ -235,7 +235,12 @@ async fn handle_inner<'s>(
         headers: &parts.headers,
     };
     let prepared = decision::prepare(table, &head).map_err(Refusal::BadRequest)?;
-    if declared_length(&parts.headers).is_some_and(|n| n > server.max_request_body) {
+    // The declared `Content-Length`, as hyper parsed it (chunked bodies
+    // have no upper bound here and are counted as they arrive).
+    if http_body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n > server.max_request_body)
+    {
         return Err(Refusal::PayloadTooLarge);
     }
 
@@ -315,15 +320,4 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum()
-}
-
-/// The `Content-Length` the client declared, if any.
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }

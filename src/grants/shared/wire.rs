@@ -52,7 +52,7 @@ pub fn encode(answer: &Answer, expires_ms: u64) -> Vec<u8> {
         Answer::Granted(g) => Wire {
             v: VERSION,
             r: false,
-            s: Some(g.subject.as_ref().into()),
+            s: Some((&*g.subject).into()),
             a: list(&g.allow),
             d: list(&g.deny),
             x: expires_ms,

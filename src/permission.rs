@@ -172,35 +172,44 @@ fn intern(text: &str) -> Permission {
 
 impl Permission {
     /// Parses a permission; `*` tokens and `,` lists are allowed.
+    ///
+    /// One pass over the bytes (permission API answers are parsed on every
+    /// uncached request): a token ends at `,`, a part at `:` or the end.
     pub fn parse(s: &str) -> Result<Self, PermissionError> {
         if s.is_empty() {
             return Err(PermissionError::Empty);
         }
-        let mut offset = 0;
-        for (i, part) in s.split(':').enumerate() {
-            let part_no = i + 1;
-            if part.is_empty() {
-                return Err(PermissionError::EmptyPart { part: part_no });
-            }
-            for token in part.split(',') {
-                if token.is_empty() {
-                    return Err(PermissionError::EmptyToken { part: part_no });
-                }
-                if token != "*" {
-                    for (j, b) in token.bytes().enumerate() {
-                        if b == b'*' {
-                            return Err(PermissionError::PartialWildcard { part: part_no });
-                        }
-                        if !is_token_byte(b) {
-                            let ch = token[j..].chars().next().unwrap_or('?');
-                            return Err(PermissionError::InvalidChar {
-                                ch,
-                                offset: offset + j,
-                            });
-                        }
+        let bytes = s.as_bytes();
+        let (mut part, mut part_start, mut token_start) = (1, 0, 0);
+        for i in 0..=bytes.len() {
+            match bytes.get(i).copied() {
+                sep @ (None | Some(b',' | b':')) => {
+                    if i == token_start {
+                        return Err(if i == part_start && sep != Some(b',') {
+                            PermissionError::EmptyPart { part }
+                        } else {
+                            PermissionError::EmptyToken { part }
+                        });
+                    }
+                    token_start = i + 1;
+                    if sep != Some(b',') {
+                        part += 1;
+                        part_start = i + 1;
                     }
                 }
-                offset += token.len() + 1;
+                Some(b'*') => {
+                    // Only a whole token may be `*`.
+                    let alone =
+                        i == token_start && matches!(bytes.get(i + 1), None | Some(b',' | b':'));
+                    if !alone {
+                        return Err(PermissionError::PartialWildcard { part });
+                    }
+                }
+                Some(b) if !is_token_byte(b) => {
+                    let ch = s[i..].chars().next().unwrap_or('?');
+                    return Err(PermissionError::InvalidChar { ch, offset: i });
+                }
+                Some(_) => {}
             }
         }
         Ok(intern(s))

@@ -211,6 +211,12 @@ where
         }
     }
 
+    /// The pool's timer, for callers that time out more than the response
+    /// headers.
+    pub fn timer(&self) -> &CoarseTimer {
+        &self.timer
+    }
+
     /// Starts, on the runtime of the first connection, the task that closes
     /// stale idle connections; it ends with the pool.
     fn start_reaping(self: &Arc<Self>) {

@@ -62,8 +62,8 @@ impl HttpSource {
         creds: &Credentials<'_>,
         request_id: &HeaderValue,
     ) -> Result<Fetched, Unavailable> {
-        let started = std::time::Instant::now();
-        let fetched = self.call(creds, request_id).await;
+        let started = Instant::now();
+        let fetched = self.call(creds, request_id, started).await;
         let outcome = match &fetched {
             Ok(Fetched {
                 answer: Answer::Granted(_),
@@ -82,10 +82,14 @@ impl HttpSource {
         fetched
     }
 
+    /// One exchange, started at `started`; `grants.timeout` covers it
+    /// whole, up to the last byte of the answer (on the pool's coarse
+    /// timer, so up to a tick late).
     async fn call(
         &self,
         creds: &Credentials<'_>,
         request_id: &HeaderValue,
+        started: Instant,
     ) -> Result<Fetched, Unavailable> {
         let mut req = Request::new(Empty::new());
         *req.uri_mut() = self.uri.clone();
@@ -100,7 +104,7 @@ impl HttpSource {
 
         let timeout = self.config.timeout;
         let exchange = async {
-            let resp = self.pool.send(req, Instant::now(), timeout).await;
+            let resp = self.pool.send(req, started, timeout).await;
             let resp = resp.map_err(|e| match e {
                 TransportError::Timeout | TransportError::ConnectTimeout => Unavailable::Timeout,
                 other => Unavailable::Transport(other),
@@ -128,7 +132,9 @@ impl HttpSource {
                 max_age,
             })
         };
-        tokio::time::timeout(timeout, exchange)
+        self.pool
+            .timer()
+            .timeout_at(started + timeout, exchange)
             .await
             .unwrap_or(Err(Unavailable::Timeout))
     }
@@ -236,7 +242,7 @@ pub fn parse_answer_with(body: &[u8], pointers: &Pointers) -> Result<Grants, Una
         }
     };
     Ok(Grants {
-        subject: subject.into(),
+        subject: crate::decision::Subject::from(&*subject),
         allow,
         deny,
     })

@@ -338,3 +338,58 @@ proptest! {
         }
     }
 }
+
+/// The parser as first written (split on `:`, then on `,`): the one-pass
+/// parser must give the same permission or the same error.
+fn parse_by_splitting(s: &str) -> Result<String, PermissionError> {
+    if s.is_empty() {
+        return Err(PermissionError::Empty);
+    }
+    let mut offset = 0;
+    for (i, part) in s.split(':').enumerate() {
+        let part_no = i + 1;
+        if part.is_empty() {
+            return Err(PermissionError::EmptyPart { part: part_no });
+        }
+        for token in part.split(',') {
+            if token.is_empty() {
+                return Err(PermissionError::EmptyToken { part: part_no });
+            }
+            if token != "*" {
+                for (j, b) in token.bytes().enumerate() {
+                    if b == b'*' {
+                        return Err(PermissionError::PartialWildcard { part: part_no });
+                    }
+                    if !is_token_byte(b) {
+                        let ch = token[j..].chars().next().unwrap_or('?');
+                        return Err(PermissionError::InvalidChar {
+                            ch,
+                            offset: offset + j,
+                        });
+                    }
+                }
+            }
+            offset += token.len() + 1;
+        }
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+proptest! {
+    #[test]
+    fn one_pass_parsing_agrees_with_splitting(s in "[aZ9_.*,:é -]{0,14}") {
+        let one_pass = Permission::parse(&s).map(|p| p.as_str().to_string());
+        prop_assert_eq!(one_pass, parse_by_splitting(&s), "{:?}", s);
+    }
+}
+
+#[test]
+fn one_pass_parsing_agrees_with_splitting_on_edge_cases() {
+    for s in [
+        "", ":", ",", "a:", ":a", "a,", ",a", "a::b", "a,,b", "a:,b", "a,:b", "*", "**", "*a",
+        "a*", "a:*", "a:*,b", "a:b,*", "a:b*", "a:*:*", "A:B", "a:é", "a b", "a:b,c:d",
+    ] {
+        let one_pass = Permission::parse(s).map(|p| p.as_str().to_string());
+        assert_eq!(one_pass, parse_by_splitting(s), "{s:?}");
+    }
+}

@@ -102,10 +102,10 @@ impl CallerMemo {
     }
 }
 
-/// `v` in an allocation of its own.
+/// `v` in an allocation of its own (`from_bytes` copies; a value that was
+/// valid stays valid).
 fn owned(v: &HeaderValue) -> HeaderValue {
-    let mut copy = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(v.as_bytes()))
-        .unwrap_or_else(|_| v.clone());
+    let mut copy = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
     copy.set_sensitive(v.is_sensitive());
     copy
 }

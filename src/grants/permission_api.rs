@@ -104,11 +104,16 @@ impl HttpSource {
 
         let timeout = self.config.timeout;
         let exchange = async {
-            let resp = self.pool.send(req, started, timeout).await;
-            let resp = resp.map_err(|e| match e {
-                TransportError::Timeout | TransportError::ConnectTimeout => Unavailable::Timeout,
-                other => Unavailable::Transport(other),
-            })?;
+            let resp = self
+                .pool
+                .send(req, started, timeout)
+                .await
+                .map_err(|e| match e {
+                    TransportError::Timeout | TransportError::ConnectTimeout => {
+                        Unavailable::Timeout
+                    }
+                    other => Unavailable::Transport(other),
+                })?;
             let status = resp.status();
             let max_age = max_age(resp.headers());
             match status {
